@@ -1,0 +1,107 @@
+"""YAML configs with PaddleDetection-style `_BASE_` inheritance, `-o key=value` overrides and key checks.
+
+A loaded config is a plain dict. The folder of the top-level file is kept under CONFIG_DIR_KEY so that
+relative paths inside it (a latency table, a dataset) resolve against the config, not the shell.
+"""
+
+import difflib
+import os
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+import yaml
+
+from ppnas.errors import ConfigError
+
+BASE_KEY = "_BASE_"
+CONFIG_DIR_KEY = "_config_dir_"
+
+
+def _read_yaml(path: str) -> Dict[str, Any]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else path
+            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+            raise ConfigError(f"YAML syntax error at {where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def merge(base: Dict[str, Any], override: Mapping[str, Any]) -> Dict[str, Any]:
+    """Recursive dict merge: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str, _seen: Optional[List[str]] = None) -> Dict[str, Any]:
+    """Load `path`, merging its `_BASE_` files first (a string or a list, relative to the file)."""
+    path = os.path.abspath(path)
+    seen = list(_seen or [])
+    if path in seen:
+        raise ConfigError(f"_BASE_ cycle: {' -> '.join(seen + [path])}")
+    data = _read_yaml(path)
+    bases = data.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    merged: Dict[str, Any] = {}
+    for base in bases:
+        base_path = os.path.join(os.path.dirname(path), base)
+        base_cfg = load_config(base_path, seen + [path])
+        base_cfg.pop(CONFIG_DIR_KEY, None)
+        merged = merge(merged, base_cfg)
+    merged = merge(merged, data)
+    merged[CONFIG_DIR_KEY] = os.path.dirname(path)
+    return merged
+
+
+def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
+    """`["a.b=1", "c=[1, 2]"]` -> nested dict; values are parsed as YAML scalars/lists."""
+    result: Dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' has no '=': write -o key=value, e.g. -o search_steps=10")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override '{item}' has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return result
+
+
+def check_keys(cfg: Mapping[str, Any], valid: Iterable[str], where: str = "config") -> None:
+    """Reject keys not in `valid`, naming the closest valid key and listing them all."""
+    valid_set = set(valid) | {CONFIG_DIR_KEY}
+    for key in cfg:
+        if key in valid_set:
+            continue
+        names = sorted(k for k in valid_set if k != CONFIG_DIR_KEY)
+        close = difflib.get_close_matches(str(key), names, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"unknown key '{key}' in {where}{hint}; valid keys: {', '.join(names)}")
+
+
+def resolve_path(cfg: Mapping[str, Any], path: Optional[str]) -> Optional[str]:
+    """Resolve a path from a config against the config file's folder (absolute paths stay)."""
+    if path is None or path == "" or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(cfg.get(CONFIG_DIR_KEY, os.getcwd()), path))

@@ -1,0 +1,139 @@
+"""The Constraint block: measure a candidate (FLOPs, params, table latency) and admit it or not.
+
+Units: `flops` as counted by `paddle.flops` (one multiply-add counts as one), `params` as a count of
+parameters, `latency` in the unit of the table's header (latency_855.txt: microseconds). Either bound may
+be absent. A candidate is measured BEFORE any training, on a model taking one image of `input_shape`.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import paddle
+
+from ppnas.config import check_keys, resolve_path
+from ppnas.errors import ConfigError, ConstraintError
+
+CTYPES = ("flops", "latency", "params")
+MISSING_POLICIES = ("error", "nearest")
+CONSTRAINT_KEYS = ("ctype", "min_constraint", "max_constraint", "table_file", "missing_keys")
+
+
+@dataclass
+class Measurement:
+    """What the constraint saw of one candidate."""
+
+    flops: float
+    params: int
+    latency: Optional[float] = None  # table units (see `latency_unit`)
+    latency_unit: Optional[str] = None
+    latency_ms: Optional[float] = None
+    substitutions: List[Dict[str, Any]] = field(default_factory=list)
+
+    def value(self, ctype: str) -> float:
+        if ctype == "latency":
+            if self.latency is None:
+                raise ConstraintError("latency was not measured: set Constraint.table_file")
+            return self.latency
+        return float(self.flops if ctype == "flops" else self.params)
+
+
+def count_flops(layer: paddle.nn.Layer, input_shape: Sequence[int]) -> float:
+    """FLOPs of one forward pass (paddle.flops; paddleslim's counter fails at 640 on paddle 2.6)."""
+    was_training = layer.training
+    layer.eval()
+    try:
+        return float(paddle.flops(layer, list(input_shape), print_detail=False))
+    finally:
+        if was_training:
+            layer.train()
+
+
+def count_params(layer: paddle.nn.Layer) -> int:
+    return int(sum(int(np.prod(p.shape)) for p in layer.parameters()))
+
+
+class Constraint:
+    """A window [min_constraint, max_constraint] on FLOPs, params or table latency."""
+
+    def __init__(
+        self,
+        ctype: str = "flops",
+        min_constraint: Optional[float] = None,
+        max_constraint: Optional[float] = None,
+        table_file: Optional[str] = None,
+        missing_keys: str = "error",
+    ) -> None:
+        if ctype not in CTYPES:
+            raise ConfigError(f"Constraint.ctype must be one of {', '.join(CTYPES)}, got '{ctype}'")
+        if missing_keys not in MISSING_POLICIES:
+            raise ConfigError(
+                f"Constraint.missing_keys must be one of {', '.join(MISSING_POLICIES)}, got '{missing_keys}'"
+            )
+        for name, bound in (("min_constraint", min_constraint), ("max_constraint", max_constraint)):
+            if bound is not None and (not isinstance(bound, (int, float)) or isinstance(bound, bool)):
+                raise ConfigError(f"Constraint.{name} must be a number, got {bound!r}")
+        if min_constraint is not None and max_constraint is not None and min_constraint > max_constraint:
+            raise ConfigError(
+                f"Constraint window is empty: min_constraint {min_constraint} > max_constraint {max_constraint}"
+            )
+        if ctype == "latency" and not table_file:
+            raise ConfigError("Constraint.ctype is latency but no table_file is given")
+        self.ctype = ctype
+        self.min_constraint = min_constraint
+        self.max_constraint = max_constraint
+        self.table_file = table_file
+        self.missing_keys = missing_keys
+        self._table = None
+
+    @classmethod
+    def from_config(cls, block: Optional[Mapping[str, Any]], cfg: Mapping[str, Any]) -> "Constraint":
+        """From a `Constraint:` mapping; `table_file` resolves against the config file's folder."""
+        if not block:
+            return cls(ctype="flops")
+        if not isinstance(block, Mapping):
+            raise ConfigError(f"Constraint must be a mapping of {', '.join(CONSTRAINT_KEYS)}")
+        check_keys(block, CONSTRAINT_KEYS, where="Constraint")
+        kwargs = dict(block)
+        kwargs["table_file"] = resolve_path(cfg, block.get("table_file"))
+        return cls(**kwargs)
+
+    @property
+    def table(self) -> Any:
+        if self._table is None and self.table_file:
+            from latency.table import LatencyTable
+
+            self._table = LatencyTable.load(self.table_file)
+        return self._table
+
+    @property
+    def active(self) -> bool:
+        return self.min_constraint is not None or self.max_constraint is not None
+
+    def measure(self, layer: paddle.nn.Layer, input_shape: Sequence[int]) -> Measurement:
+        """FLOPs and params always; latency when a table is configured."""
+        measurement = Measurement(flops=count_flops(layer, input_shape), params=count_params(layer))
+        if self.table is not None:
+            from latency.estimate import estimate_latency
+
+            estimate = estimate_latency(layer, input_shape, self.table, missing=self.missing_keys)
+            measurement.latency = estimate.total
+            measurement.latency_unit = estimate.unit
+            measurement.latency_ms = estimate.latency_ms
+            measurement.substitutions = list(estimate.substitutions)
+        return measurement
+
+    def admits(self, measurement: Measurement) -> bool:
+        value = measurement.value(self.ctype)
+        low = -math.inf if self.min_constraint is None else self.min_constraint
+        high = math.inf if self.max_constraint is None else self.max_constraint
+        return low <= value <= high
+
+    def window_text(self) -> str:
+        low = "-inf" if self.min_constraint is None else f"{self.min_constraint:g}"
+        high = "+inf" if self.max_constraint is None else f"{self.max_constraint:g}"
+        unit = {"flops": "FLOPs", "params": "params"}.get(self.ctype) or (
+            self.table.unit if self.table is not None else ""
+        )
+        return f"{self.ctype} in [{low}, {high}] {unit}".rstrip()

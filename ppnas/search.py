@@ -1,0 +1,200 @@
+"""The search loop, shared by the detection and the segmentation search.
+
+The whole path of one candidate, in `_evaluate_candidate` and `run_search` below:
+  tokens = controller.next_tokens()              sampler (local SAController or a remote server)
+  structure = task.decode(tokens)                the space's decoding rule
+  model = task.build(tokens)                     a real PaddleDetection / PaddleSeg model
+  measurement = constraint.measure(...)          FLOPs, params, table latency: BEFORE training
+  outside the window -> record "rejected", draw again (does not use up a search step)
+  reward = task.train_and_evaluate(model, ...)   AP@0.5 or mIoU
+  controller.reward(tokens, reward, step)        annealing update
+  history.append(record); controller.save(...)   storage, then checkpoint (resume replays the gap)
+
+A candidate whose training raises is recorded as "failed" with the reason; the controller gets no
+reward for it (a made-up reward would mislead the annealing) and the search goes on.
+"""
+
+import logging
+import math
+import random
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
+
+import numpy as np
+import paddle
+
+from ppnas.constraint import Constraint, Measurement
+from ppnas.controller import Controller
+from ppnas.errors import ConstraintError, ControllerError
+from ppnas.history import CandidateRecord, History, best_record
+
+_logger = logging.getLogger(__name__)
+
+IterCallback = Callable[[int, int, float], None]  # (iteration, total iterations, loss)
+
+
+class SearchFinished(Exception):
+    """Raised by a remote controller when the server has all the rewards it wants."""
+
+
+class Task(Protocol):
+    """The evaluation side of a search: one per product (BlazeFace detection, DeepLabV3+ segmentation)."""
+
+    space_name: str
+    input_shape: List[int]
+
+    def decode(self, tokens: Sequence[int]) -> Dict[str, Any]: ...
+
+    def build(self, tokens: Sequence[int]) -> paddle.nn.Layer: ...
+
+    def measurable(self, model: paddle.nn.Layer) -> paddle.nn.Layer: ...
+
+    def train_and_evaluate(self, model: paddle.nn.Layer, on_iter: Optional[IterCallback]) -> float: ...
+
+    def export(self, tokens: Sequence[int], model: paddle.nn.Layer, save_dir: str) -> List[str]: ...
+
+
+class SearchObserver:
+    """Hooks for progress bars, VisualDL and logs. Every method is optional."""
+
+    def on_start(self, total_steps: int, done_steps: int) -> None: ...
+
+    def on_iter(self, iteration: int, total: int, loss: float) -> None: ...
+
+    def on_candidate(self, record: CandidateRecord, info: Dict[str, Any]) -> None: ...
+
+    def on_end(self, result: "SearchResult") -> None: ...
+
+
+@dataclass
+class SearchSettings:
+    search_steps: int
+    save_dir: str
+    client: str = "local"
+    seed: Optional[int] = None
+    max_rejects: int = 500  # consecutive rejections before the window is declared impossible
+    max_failures: int = 5  # consecutive failed candidates before the search stops
+
+
+@dataclass
+class SearchResult:
+    steps_done: int
+    best: Optional[Dict[str, Any]]
+    exported: List[str]
+
+
+def seed_everything(seed: int) -> None:
+    paddle.seed(seed)
+    np.random.seed(seed % (2**32))
+    random.seed(seed)
+
+
+class _Notifier:
+    """Fan an event out to every observer."""
+
+    def __init__(self, observers: Sequence[SearchObserver]) -> None:
+        self.observers = list(observers)
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        def call(*args: Any) -> None:
+            for observer in self.observers:
+                getattr(observer, name)(*args)
+
+        return call
+
+
+def _range_text(values: List[float]) -> str:
+    return f"[{min(values):g}, {max(values):g}]" if values else "none"
+
+
+def run_search(
+    task: Task,
+    controller: Controller,
+    constraint: Constraint,
+    history: History,
+    settings: SearchSettings,
+    observers: Sequence[SearchObserver] = (),
+) -> SearchResult:
+    """Run (or resume) a search until `settings.search_steps` candidates have been rewarded."""
+    notify = _Notifier(observers)
+    records = history.read()
+    steps_done = sum(1 for r in records if r.get("status") == "trained" and r.get("client") == settings.client)
+    best = best_record(records)
+    exported: List[str] = []
+    notify.on_start(settings.search_steps, steps_done)
+    rejected_values: List[float] = []
+    failures = 0
+    while steps_done < settings.search_steps:
+        try:
+            tokens = controller.next_tokens()
+        except SearchFinished:
+            _logger.info("the server says the search is finished")
+            break
+        if settings.seed is not None:
+            seed_everything(settings.seed + len(records))
+        record, model, measured = _evaluate_candidate(task, constraint, tokens, steps_done + 1, settings, notify)
+        if record.status == "trained":
+            controller.reward(tokens, float(record.reward), record.step)
+            steps_done += 1
+            rejected_values, failures = [], 0
+        elif record.status == "rejected":
+            rejected_values.append(measured)
+        else:
+            failures += 1
+        history.append(record)
+        records.append(asdict(record))
+        controller.save(len(records))
+        if record.status == "trained" and (best is None or record.reward > best["reward"]):
+            best = asdict(record)
+            exported = task.export(tokens, model, settings.save_dir)
+        notify.on_candidate(record, controller.info())
+        if len(rejected_values) >= settings.max_rejects:
+            raise ConstraintError(
+                f"no candidate met the constraint {constraint.window_text()} in {settings.max_rejects} draws "
+                f"in a row; the values seen were in {_range_text(rejected_values)}: widen the window"
+            )
+        if failures >= settings.max_failures:
+            raise ControllerError(f"{failures} candidates in a row failed to train; the last reason: {record.reason}")
+    result = SearchResult(steps_done=steps_done, best=best, exported=exported)
+    notify.on_end(result)
+    return result
+
+
+def _evaluate_candidate(
+    task: Task,
+    constraint: Constraint,
+    tokens: List[int],
+    step: int,
+    settings: SearchSettings,
+    notify: _Notifier,
+) -> Tuple[CandidateRecord, paddle.nn.Layer, float]:
+    """Tokens -> structure -> model -> constraint -> train -> reward; also the model and constrained value."""
+    start = time.time()
+    structure = task.decode(tokens)
+    model = task.build(tokens)
+    measurement: Measurement = constraint.measure(task.measurable(model), task.input_shape)
+    common = dict(
+        tokens=tokens,
+        structure=structure,
+        flops=measurement.flops,
+        params=measurement.params,
+        latency_ms=measurement.latency_ms,
+        client=settings.client,
+    )
+    measured = measurement.value(constraint.ctype)
+    if not constraint.admits(measurement):
+        reason = f"{constraint.ctype} {measured:g} outside {constraint.window_text()}"
+        return CandidateRecord(status="rejected", reason=reason, seconds=time.time() - start, **common), model, measured
+    try:
+        reward = float(task.train_and_evaluate(model, notify.on_iter))
+        if not math.isfinite(reward):
+            raise FloatingPointError(f"reward is {reward}")
+    except Exception as err:  # a broken candidate must not end the search
+        _logger.warning("candidate %s failed: %s\n%s", tokens, err, traceback.format_exc(limit=3))
+        reason = f"{type(err).__name__}: {err}"
+        record = CandidateRecord(status="failed", reason=reason, seconds=time.time() - start, **common)
+        return record, model, measured
+    record = CandidateRecord(status="trained", step=step, reward=reward, seconds=time.time() - start, **common)
+    return record, model, measured

@@ -1,0 +1,29 @@
+"""ppnas: hardware-aware neural architecture search on PaddlePaddle."""
+
+from setuptools import find_packages, setup
+
+# Runtime pins: the set in constraints.txt was resolved together on paddle 2.6.2 (see README, "Install").
+# GPU users replace paddlepaddle with paddlepaddle-gpu==2.6.2; nothing else changes.
+INSTALL_REQUIRES = [
+    "paddlepaddle==2.6.2",
+    "paddleslim==2.6.0",
+    "paddledet==2.5.0",
+    "paddleseg==2.7.0",
+    "numpy<2",
+    "pandas<3",
+    "opencv-python==4.6.0.66",
+    "pyyaml>=6",
+    "tqdm>=4.60",
+    "visualdl>=2.5",
+    "matplotlib>=3.7",
+]
+
+setup(
+    name="ppnas",
+    version="0.1.0",
+    description="PaddlePaddle-native hardware-aware NAS for BlazeFace and DeepLabV3+",
+    python_requires=">=3.9",
+    packages=find_packages(include=["ppnas", "ppnas.*", "search_space", "search_space.*", "latency", "latency.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"dev": ["pytest>=7", "ruff>=0.5"]},
+)
