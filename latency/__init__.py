@@ -1,3 +1,3 @@
 """Per-op latency tables: read, derive op keys from a Paddle model, estimate, build."""
 
-import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
+import ppnas  # noqa: F401  # isort: skip  # first: zlib before paddle, see ppnas/__init__.py

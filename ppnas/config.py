@@ -14,6 +14,19 @@ from ppnas.errors import ConfigError
 
 BASE_KEY = "_BASE_"
 CONFIG_DIR_KEY = "_config_dir_"
+TAG_KEY = "name"  # `TrainDataset: !WIDERFaceDataSet {...}` loads as {"name": "WIDERFaceDataSet", ...}
+
+
+class _TaggedLoader(yaml.SafeLoader):
+    """SafeLoader that also reads PaddleDetection's `!ClassName` tags (as a `name` key)."""
+
+
+def _construct_tagged(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Dict[str, Any]:
+    value = loader.construct_mapping(node, deep=True) if isinstance(node, yaml.MappingNode) else {}
+    return {TAG_KEY: tag_suffix, **value}
+
+
+_TaggedLoader.add_multi_constructor("!", _construct_tagged)
 
 
 def _read_yaml(path: str) -> Dict[str, Any]:
@@ -21,7 +34,7 @@ def _read_yaml(path: str) -> Dict[str, Any]:
         raise ConfigError(f"config file not found: {path}")
     with open(path, encoding="utf-8") as f:
         try:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_TaggedLoader)  # noqa: S506  # SafeLoader + !Tag mappings
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else path
@@ -77,7 +90,7 @@ def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
         if not key:
             raise ConfigError(f"override '{item}' has an empty key")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = number_or_text(yaml.safe_load(raw)) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         node = result
@@ -86,6 +99,16 @@ def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return result
+
+
+def number_or_text(value: Any) -> Any:
+    """YAML 1.1 reads `1.5e7` (no dot or sign in the exponent) as text; users mean a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def check_keys(cfg: Mapping[str, Any], valid: Iterable[str], where: str = "config") -> None:

@@ -5,6 +5,8 @@ parameters, `latency` in the unit of the table's header (latency_855.txt: micros
 be absent. A candidate is measured BEFORE any training, on a model taking one image of `input_shape`.
 """
 
+import contextlib
+import io
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -12,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import paddle
 
-from ppnas.config import check_keys, resolve_path
+from ppnas.config import check_keys, number_or_text, resolve_path
 from ppnas.errors import ConfigError, ConstraintError
 
 CTYPES = ("flops", "latency", "params")
@@ -44,7 +46,8 @@ def count_flops(layer: paddle.nn.Layer, input_shape: Sequence[int]) -> float:
     was_training = layer.training
     layer.eval()
     try:
-        return float(paddle.flops(layer, list(input_shape), print_detail=False))
+        with contextlib.redirect_stdout(io.StringIO()):  # paddle.flops prints a line per layer type
+            return float(paddle.flops(layer, list(input_shape), print_detail=False))
     finally:
         if was_training:
             layer.train()
@@ -71,6 +74,7 @@ class Constraint:
             raise ConfigError(
                 f"Constraint.missing_keys must be one of {', '.join(MISSING_POLICIES)}, got '{missing_keys}'"
             )
+        min_constraint, max_constraint = number_or_text(min_constraint), number_or_text(max_constraint)
         for name, bound in (("min_constraint", min_constraint), ("max_constraint", max_constraint)):
             if bound is not None and (not isinstance(bound, (int, float)) or isinstance(bound, bool)):
                 raise ConfigError(f"Constraint.{name} must be a number, got {bound!r}")

@@ -43,6 +43,7 @@ class Task(Protocol):
     """The evaluation side of a search: one per product (BlazeFace detection, DeepLabV3+ segmentation)."""
 
     space_name: str
+    space: Any  # the SearchSpaceBase: init_tokens(), range_table(), token2arch()
     input_shape: List[int]
 
     def decode(self, tokens: Sequence[int]) -> Dict[str, Any]: ...
@@ -54,6 +55,8 @@ class Task(Protocol):
     def train_and_evaluate(self, model: paddle.nn.Layer, on_iter: Optional[IterCallback]) -> float: ...
 
     def export(self, tokens: Sequence[int], model: paddle.nn.Layer, save_dir: str) -> List[str]: ...
+
+    def summary(self, tokens: Sequence[int]) -> str: ...
 
 
 class SearchObserver:

@@ -19,3 +19,45 @@ def latency_855_path() -> pathlib.Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: the real 855 table lives in ../shared/data beside the checkout")
     return path
+
+
+DEMO_DET_CONFIG = ROOT / "configs" / "demo" / "blazeface_demo.yml"
+TINY_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_wider(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """8 train / 4 val images of 64x64 in the WIDER FACE layout."""
+    from ppnas.demo.wider import make_wider_demo
+
+    out = tmp_path_factory.mktemp("tiny_wider")
+    make_wider_demo(str(out), train=8, val=4, size=TINY_SIZE, max_faces=2, seed=3)
+    return out
+
+
+def write_det_config(folder: pathlib.Path, wider: pathlib.Path, **keys: object) -> pathlib.Path:
+    """A small detection search config inheriting the demo one: tiny data, 64px, 2 iterations a candidate."""
+    import yaml
+
+    resize = {"Resize": {"target_size": [TINY_SIZE, TINY_SIZE], "keep_ratio": False, "interp": 1}}
+    normalize = {"NormalizeImage": {"mean": [123, 117, 104], "std": [127.502231] * 3, "is_scale": False}}
+    cfg = {
+        "_BASE_": [str(DEMO_DET_CONFIG)],
+        "search_steps": 2,
+        "max_iters": 2,
+        "input_size": TINY_SIZE,
+        "save_dir": str(folder / "out"),
+        "seed": 1,
+        "Constraint": {"ctype": "flops", "min_constraint": 0, "max_constraint": 10**9},
+        "TrainDataset": {"dataset_dir": str(wider)},
+        "EvalDataset": {"dataset_dir": str(wider)},
+        "TrainReader": {
+            "sample_transforms": [{"Decode": {}}, resize, {"NormalizeBox": {}}, {"PadBox": {"num_max_boxes": 4}}],
+            "batch_size": 4,
+        },
+        "EvalReader": {"sample_transforms": [{"Decode": {}}, resize, normalize, {"Permute": {}}]},
+    }
+    cfg.update(keys)
+    path = folder / "det.yml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path

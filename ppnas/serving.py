@@ -1,0 +1,161 @@
+"""Which controller a search talks to: in-process, in-process and serving remote clients, or a remote server.
+
+The rule (`is_server` / `SLIM.NAS_IS_SERVER`, `server_ip` / `SLIM.NAS_ADDRESS`):
+- is_server true, server_ip empty (the default): one process, the SAController in-process, no socket.
+- is_server true, server_ip set: the same, and the controller is also served over TCP on
+  server_ip:server_port so that clients on other machines (or other processes) join the search; the
+  server process writes the shared history and checkpoint. Use the machine's address, or 0.0.0.0 for all
+  of its interfaces; 127.0.0.1 lets only processes of this machine in.
+- is_server false: a RemoteController talks to the server at server_ip:server_port (tools/nas_server.py,
+  or a search started with is_server true and server_ip set).
+The key is PaddleSlim's, derived from the space (a stock SANAS client joins), unless server_key is set.
+"""
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ppnas.controller import Controller, LocalController
+from ppnas.errors import ConfigError, PpnasError
+from ppnas.history import History
+from ppnas.remote import RemoteController
+from ppnas.search import SearchFinished
+from ppnas.server import ControllerServer, ServerSettings, check_key, default_key
+from ppnas.service import LOCAL, Decoder, SearchService, ServiceSettings, catch_up
+from ppnas.spaces import build_space
+
+if TYPE_CHECKING:
+    from ppnas.runner import SearchOptions
+
+LOOPBACK = "127.0.0.1"
+
+
+def local_controller(options: "SearchOptions", range_table: List[int], init_tokens: List[int]) -> LocalController:
+    """A LocalController checkpointing into save_dir; restored from resume_dir when resuming."""
+    controller = LocalController(
+        range_table,
+        init_tokens,
+        init_temperature=options.init_temperature,
+        reduce_rate=options.reduce_rate,
+        seed=options.seed,
+        checkpoint_dir=options.save_dir,
+    )
+    if options.resume_dir:
+        controller.load(options.resume_dir)
+    return controller
+
+
+def controller_key(kind: str, space_name: str, server_key: Optional[str]) -> Tuple[str, bool]:
+    """(key, is PaddleSlim's own key)."""
+    if server_key:
+        return check_key(str(server_key)), False
+    return default_key(kind, space_name), True
+
+
+def space_decoder(space_name: str, range_table: Sequence[int], **space_kwargs: Any) -> Optional[Decoder]:
+    """Tokens -> structure dict for the records of stock clients (None if the space cannot be rebuilt)."""
+    try:
+        space = build_space(space_name, **space_kwargs)
+    except PpnasError:
+        return None
+    if list(space.range_table()) != list(range_table):
+        return None
+
+    def decode(tokens: Sequence[int]) -> Dict[str, Any]:
+        arch = space.token2arch(list(tokens))[0]
+        return arch.to_dict() if hasattr(arch, "to_dict") else dict(arch)
+
+    return decode
+
+
+class InProcessController:
+    """The server process's own search loop, drawing from the same SearchService as remote clients."""
+
+    def __init__(self, service: SearchService, client: str) -> None:
+        self.service = service
+        self.client = client
+        self._tokens: List[int] = []
+
+    def next_tokens(self) -> List[int]:
+        tokens = self.service.next_tokens(self.client, LOCAL)
+        if tokens is None:
+            raise SearchFinished()
+        self._tokens = tokens
+        return tokens
+
+    def reward(self, tokens: Sequence[int], reward: float, step: int) -> None:
+        self.service.reward(self.client, [int(t) for t in tokens], float(reward), step, None, write=False)
+
+    def save(self, records_written: int) -> None:
+        self.service.local_line_written(self._tokens)  # the loop wrote that line to the shared history
+
+    def info(self) -> Dict[str, Any]:
+        return self.service.info()
+
+    def close(self) -> None:
+        """The server is stopped by open_controller."""
+
+
+def build_service(
+    options: "SearchOptions",
+    range_table: List[int],
+    init_tokens: List[int],
+    history: History,
+    settings: Optional[ServiceSettings] = None,
+    space_kwargs: Optional[Dict[str, Any]] = None,
+) -> SearchService:
+    """The controller (resumed when options.resume_dir is set) behind the lock a server needs."""
+    controller = local_controller(options, range_table, init_tokens)
+    catch_up(controller, history)
+    decode = space_decoder(options.space_name, range_table, **(space_kwargs or {}))
+    service = SearchService(controller, history, settings or ServiceSettings(options.search_steps), decode)
+    if options.resume_dir:
+        service.restore_leases()
+    return service
+
+
+def server_settings(options: "SearchOptions", **tuning: Any) -> ServerSettings:
+    """Where and with which key to serve: server_ip (127.0.0.1 when empty), server_port (0: a free one)."""
+    key, stock_key = controller_key(options.kind, options.space_name, options.server_key)
+    host = options.server_ip or LOOPBACK
+    return ServerSettings(host=host, port=int(options.server_port), key=key, stock_key=stock_key, **tuning)
+
+
+@contextmanager
+def open_controller(
+    options: "SearchOptions", range_table: List[int], init_tokens: List[int], history: History
+) -> Iterator[Controller]:
+    if not options.is_server:
+        if not options.server_ip:
+            raise ConfigError(
+                "is_server is false but server_ip is empty: set server_ip (SLIM.NAS_ADDRESS) to the address of "
+                "the controller server (python tools/nas_server.py -c CONFIG)"
+            )
+        key, _ = controller_key(options.kind, options.space_name, options.server_key)
+        address = (options.server_ip, int(options.server_port))
+        remote = RemoteController(address, key, options.client_name, history, options.client_retry_seconds)
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
+    if not options.server_ip:
+        controller = local_controller(options, range_table, init_tokens)
+        catch_up(controller, history)
+        try:
+            yield controller
+        finally:
+            controller.close()
+        return
+    service = build_service(options, range_table, init_tokens, history)
+    server = ControllerServer(service, range_table, server_settings(options))
+    server.start()
+    finished = False
+    try:
+        yield InProcessController(service, options.client_name)
+        finished = True
+    finally:
+        if finished:
+            server.serve_until_done()  # remote candidates still out get their time; late clients hear "finished"
+        else:
+            server.stop()
+        service.controller.close()

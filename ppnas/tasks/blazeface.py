@@ -1,0 +1,360 @@
+"""Detection task: BlazeFace candidates built, trained and scored with PaddleDetection's own parts.
+
+Route (see ../shared/notes/PILOTS.md): ppdet objects are built directly from the config's
+PaddleDetection-style blocks, not through `ppdet.core.workspace.load_config/create`, because those mutate
+one process-global config and overrides would leak from one candidate into the next.
+Reward = AP at IoU 0.5 over all faces, from `ppdet.metrics.map_utils.DetectionMAP` fed per image (ppdet's
+`WiderFace` metric computes no AP).
+"""
+
+import copy
+import logging
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import paddle
+import yaml
+from ppdet.data.reader import EvalReader, TrainReader
+from ppdet.data.source.widerface import WIDERFaceDataSet
+from ppdet.metrics.map_utils import DetectionMAP
+from ppdet.modeling.architectures import BlazeFace
+from ppdet.modeling.backbones import BlazeNet
+from ppdet.modeling.heads import FaceHead
+from ppdet.modeling.layers import AnchorGeneratorSSD, MultiClassNMS, SSDBox
+from ppdet.modeling.losses import SSDLoss
+from ppdet.modeling.necks import BlazeNeck
+from ppdet.modeling.post_process import BBoxPostProcess
+from ppdet.optimizer import LearningRate, OptimizerBuilder
+
+from ppnas.config import CONFIG_DIR_KEY, check_keys, resolve_path
+from ppnas.errors import ConfigError, DataError
+from ppnas.search import IterCallback
+from ppnas.spaces import build_space
+
+_logger = logging.getLogger(__name__)
+
+FRAGMENT_FILE = "blazeface_nas.yml"
+WEIGHTS_FILE = "best_model.pdparams"
+BLAZENET_KEYS = ("blaze_filters", "double_blaze_filters", "use_5x5kernel", "act")  # all 2.x BlazeNet takes
+FULL_TRAIN_HINT = (
+    "add {fragment} to the _BASE_ list of your PaddleDetection face config (after its model base), then "
+    "python tools/train.py -c configs/face_detection/blazeface_nas.yml  (in PaddleDetection)"
+)
+
+SEARCH_KEYS = {
+    "search_space": "BlazeFaceNasSpace",
+    "kernel_choices": [3, 5],
+    "init_tokens": None,
+    "search_steps": 300,
+    "init_temperature": 10.24,
+    "reduce_rate": 0.85,
+    "is_server": True,
+    "server_ip": "",
+    "server_port": 8999,
+    "server_key": None,
+    "client_retry_seconds": 60.0,
+    "save_dir": "output/blazeface_nas",
+    "max_iters": 5000,
+    "seed": None,
+    "input_size": 640,
+    "max_rejects": 500,
+    "max_failures": 5,
+    "use_gpu": False,
+    "log_iter": 20,
+    "worker_num": 0,
+    "Constraint": None,
+}
+MODEL_KEYS = (
+    "architecture",
+    "num_classes",
+    "BlazeFace",
+    "BlazeNet",
+    "BlazeNeck",
+    "FaceHead",
+    "AnchorGeneratorSSD",
+    "SSDLoss",
+    "BBoxPostProcess",
+    "LearningRate",
+    "OptimizerBuilder",
+    "TrainDataset",
+    "EvalDataset",
+    "TrainReader",
+    "EvalReader",
+)
+# Keys a PaddleDetection face config carries that a search does not use: accepted, so that a user's own
+# config works as a _BASE_, and ignored.
+PPDET_UNUSED_KEYS = (
+    "metric",
+    "epoch",
+    "snapshot_epoch",
+    "weights",
+    "pretrain_weights",
+    "TestReader",
+    "TestDataset",
+    "use_xpu",
+    "use_npu",
+    "use_mlu",
+    "print_flops",
+    "find_unused_parameters",
+    "use_ema",
+    "norm_type",
+)
+
+
+def structure_from_fragment(path: str) -> Dict[str, Any]:
+    """The BlazeNet structure of a PaddleDetection config or fragment (e.g. a search's blazeface_nas.yml)."""
+    from ppnas.config import load_config
+
+    block = load_config(path).get("BlazeNet")
+    if not isinstance(block, Mapping) or "double_blaze_filters" not in block:
+        raise ConfigError(f"{path} has no BlazeNet block with blaze_filters and double_blaze_filters")
+    return {k: block[k] for k in ("blaze_filters", "double_blaze_filters", "use_5x5kernel") if k in block}
+
+
+def out_channels(structure: Mapping[str, Any]) -> List[int]:
+    """Channels of BlazeNet's two outputs (the first and the last of its last four blocks)."""
+    doubles = structure["double_blaze_filters"]
+    return [doubles[-4][2], doubles[-1][2]]
+
+
+def fragment_for(structure: Mapping[str, Any], act: Optional[str] = "relu") -> Dict[str, Any]:
+    """A PaddleDetection 2.x config fragment: BlazeNet with only the keys its constructor takes."""
+    blazenet = {
+        "blaze_filters": [list(map(int, b)) for b in structure["blaze_filters"]],
+        "double_blaze_filters": [list(map(int, b)) for b in structure["double_blaze_filters"]],
+        "use_5x5kernel": bool(structure.get("use_5x5kernel", False)),
+    }
+    if act is not None:
+        blazenet["act"] = act
+    channels = out_channels(structure)
+    return {"BlazeNet": blazenet, "BlazeNeck": {"in_channel": channels}, "FaceHead": {"in_channels": channels}}
+
+
+def write_fragment(structure: Mapping[str, Any], path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# BlazeFace-NAS structure found by ppnas; add this file to _BASE_ of a face-detection config.\n")
+        yaml.safe_dump(fragment_for(structure), f, default_flow_style=None, sort_keys=False)
+
+
+def structure_block(structure: Mapping[str, Any]) -> str:
+    """The block the original example printed at the end of a search."""
+    return "\n".join(
+        [
+            "------------->>> BlazeFace-NAS structure start: <<<----------------",
+            "BlazeNet:",
+            f"  blaze_filters: {[list(b) for b in structure['blaze_filters']]}",
+            f"  double_blaze_filters: {[list(b) for b in structure['double_blaze_filters']]}",
+            f"  use_5x5kernel: {str(bool(structure.get('use_5x5kernel'))).lower()}",
+            "  with_extra_blocks: true",
+            "  lite_edition: false",
+            "-------------->>> BlazeFace-NAS structure end! <<<-----------------",
+        ]
+    )
+
+
+def build_blazeface(structure: Mapping[str, Any], model_cfg: Optional[Mapping[str, Any]] = None) -> BlazeFace:
+    """A ppdet dygraph BlazeFace whose BlazeNet has `structure`; the rest from the config's blocks."""
+    cfg = dict(model_cfg or {})
+    num_classes = int(cfg.get("num_classes", 1))
+    blazenet_extra = {k: v for k, v in (cfg.get("BlazeNet") or {}).items() if k == "act"}
+    backbone = BlazeNet(
+        blaze_filters=[list(b) for b in structure["blaze_filters"]],
+        double_blaze_filters=[list(b) for b in structure["double_blaze_filters"]],
+        use_5x5kernel=bool(structure.get("use_5x5kernel", False)),
+        **{"act": "relu", **blazenet_extra},
+    )
+    neck_cfg = {k: v for k, v in (cfg.get("BlazeNeck") or {}).items() if k != "in_channel"}
+    neck = BlazeNeck(in_channel=[s.channels for s in backbone.out_shape], **neck_cfg)
+    head_cfg = {
+        k: v for k, v in (cfg.get("FaceHead") or {}).items() if k not in ("in_channels", "anchor_generator", "loss")
+    }
+    head = FaceHead(
+        num_classes=num_classes,
+        in_channels=[s.channels for s in neck.out_shape],
+        anchor_generator=AnchorGeneratorSSD(**(cfg.get("AnchorGeneratorSSD") or {})),
+        loss=SSDLoss(**(cfg.get("SSDLoss") or {})),
+        **head_cfg,
+    )
+    post_cfg = copy.deepcopy(cfg.get("BBoxPostProcess") or {})
+    decode_cfg = post_cfg.get("decode") or {}
+    nms_cfg = post_cfg.get("nms") or {}
+    post = BBoxPostProcess(
+        num_classes=num_classes,
+        decode=SSDBox(**{k: v for k, v in decode_cfg.items() if k != "name"}),
+        nms=MultiClassNMS(**{k: v for k, v in nms_cfg.items() if k != "name"}),
+    )
+    return BlazeFace(backbone=backbone, blaze_head=head, neck=neck, post_process=post)
+
+
+class BlazeFaceForward(paddle.nn.Layer):
+    """Image -> raw head conv outputs: what runs on the device, for FLOPs and latency keys."""
+
+    def __init__(self, model: BlazeFace) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: paddle.Tensor) -> List[paddle.Tensor]:
+        feats = self.model.backbone({"image": image})
+        if not self.model.neck.reture_input:  # an identity neck is a leaf taking a list: paddle.flops trips on it
+            feats = self.model.neck(feats)
+        head = self.model.blaze_head
+        outs = []
+        for feat, box_conv, score_conv in zip(feats, head.box_convs, head.score_convs):
+            outs += [box_conv(feat), score_conv(feat)]
+        return outs
+
+
+def _dataset(block: Optional[Mapping[str, Any]], cfg: Mapping[str, Any], which: str) -> WIDERFaceDataSet:
+    """A WIDERFaceDataSet from a config block, with paths checked (ppdet would try to download)."""
+    if not block:
+        raise ConfigError(f"{which} is missing from the config")
+    kwargs = {k: v for k, v in block.items() if k != "name"}
+    if block.get("name", "WIDERFaceDataSet") != "WIDERFaceDataSet":
+        raise ConfigError(f"{which}: only WIDERFaceDataSet is supported, got {block.get('name')}")
+    dataset_dir = resolve_path(cfg, kwargs.get("dataset_dir"))
+    if not dataset_dir or not os.path.isdir(dataset_dir):
+        raise DataError(
+            f"{which}.dataset_dir does not exist: {dataset_dir} "
+            "(run `python tools/make_demo_data.py` for the demo set, or point it at WIDER FACE)"
+        )
+    for key in ("anno_path", "image_dir"):
+        path = os.path.join(dataset_dir, kwargs.get(key) or "")
+        if not kwargs.get(key) or not os.path.exists(path):
+            raise DataError(f"{which}.{key} not found: {path}")
+    kwargs["dataset_dir"] = dataset_dir
+    return WIDERFaceDataSet(**kwargs)
+
+
+class BlazeFaceTask:
+    """The detection search's evaluation side (see ppnas.search.Task)."""
+
+    kind = "detection"
+
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
+        self.cfg = cfg
+        self.space_name = cfg["search_space"]
+        self.space = build_space(self.space_name, kernel_choices=cfg["kernel_choices"])
+        self.input_shape = [1, 3, int(cfg["input_size"]), int(cfg["input_size"])]
+        self.max_iters = int(cfg["max_iters"])
+        self.log_iter = int(cfg["log_iter"])
+        self.num_classes = int(cfg.get("num_classes", 1))
+        self.train_dataset = _dataset(cfg.get("TrainDataset"), cfg, "TrainDataset")
+        self.eval_dataset = _dataset(cfg.get("EvalDataset"), cfg, "EvalDataset")
+        self._train_loader = None
+        self._eval_loader = None
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "BlazeFaceTask":
+        return cls(with_search_defaults(cfg))
+
+    # --- the Task protocol -------------------------------------------------------------------------
+    def decode(self, tokens: Sequence[int]) -> Dict[str, Any]:
+        return dict(self.space.token2arch(list(tokens))[0])
+
+    def build(self, tokens: Sequence[int]) -> BlazeFace:
+        return self.build_structure(self.decode(tokens))
+
+    def build_structure(self, structure: Mapping[str, Any]) -> BlazeFace:
+        return build_blazeface(structure, self.cfg)
+
+    def measurable(self, model: BlazeFace) -> paddle.nn.Layer:
+        return BlazeFaceForward(model)
+
+    def train_and_evaluate(self, model: BlazeFace, on_iter: Optional[IterCallback] = None) -> float:
+        self._train(model, on_iter)
+        return self.evaluate(model)
+
+    def export(self, tokens: Sequence[int], model: BlazeFace, save_dir: str) -> List[str]:
+        os.makedirs(save_dir, exist_ok=True)
+        fragment = os.path.join(save_dir, FRAGMENT_FILE)
+        weights = os.path.join(save_dir, WEIGHTS_FILE)
+        write_fragment(self.decode(tokens), fragment)
+        paddle.save(model.state_dict(), weights)
+        return [fragment, weights]
+
+    def summary(self, tokens: Sequence[int]) -> str:
+        return structure_block(self.decode(tokens))
+
+    # --- training and evaluation with ppdet's reader, optimizer, loss and metric ---------------------
+    def _loaders(self) -> None:
+        """Readers are made once per search: parsing and transforms are the same for every candidate."""
+        if self._train_loader is not None:
+            return
+        worker_num = int(self.cfg["worker_num"])
+        train_cfg = dict(self.cfg.get("TrainReader") or {})
+        train_cfg.pop("inputs_def", None)
+        self._train_loader = TrainReader(num_classes=self.num_classes, **train_cfg)(self.train_dataset, worker_num)
+        eval_cfg = dict(self.cfg.get("EvalReader") or {})
+        eval_cfg.pop("inputs_def", None)
+        reader = EvalReader(num_classes=self.num_classes, **eval_cfg)
+        # EvalReader drops a last partial batch unless it gets its own sampler: every image must count.
+        self.eval_dataset.check_or_download_dataset = lambda: None
+        self.eval_dataset.parse_dataset()
+        sampler = paddle.io.BatchSampler(self.eval_dataset, batch_size=reader.batch_size, shuffle=False)
+        self._eval_loader = reader(self.eval_dataset, worker_num, batch_sampler=sampler)
+
+    def _optimizer(self, model: BlazeFace, steps_per_epoch: int) -> paddle.optimizer.Optimizer:
+        lr_cfg = copy.deepcopy(self.cfg.get("LearningRate") or {"base_lr": 0.01, "schedulers": []})
+        schedulers = lr_cfg.get("schedulers") or [{"name": "PiecewiseDecay", "milestones": [10**9]}]
+        scheduler = LearningRate(base_lr=lr_cfg.get("base_lr", 0.01), schedulers=schedulers)(steps_per_epoch)
+        opt_cfg = copy.deepcopy(self.cfg.get("OptimizerBuilder") or {})
+        return OptimizerBuilder(**opt_cfg)(scheduler, model)
+
+    def _train(self, model: BlazeFace, on_iter: Optional[IterCallback]) -> None:
+        self._loaders()
+        loader = self._train_loader
+        optimizer = self._optimizer(model, len(loader))
+        model.train()
+        iteration, epoch = 0, 0
+        while iteration < self.max_iters:
+            loader._batch_sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every run
+            for data in loader.dataloader:
+                loss = model(data)["loss"]
+                value = float(loss)
+                if not np.isfinite(value):
+                    raise FloatingPointError(f"loss is {value} at iteration {iteration + 1}")
+                loss.backward()
+                optimizer.step()
+                optimizer.clear_grad()
+                optimizer._learning_rate.step()
+                iteration += 1
+                if on_iter is not None:
+                    on_iter(iteration, self.max_iters, value)
+                if iteration >= self.max_iters:
+                    break
+            epoch += 1
+
+    def evaluate(self, model: BlazeFace) -> float:
+        """AP at IoU 0.5 over all faces of the eval set, boxes compared in original-image pixels."""
+        self._loaders()
+        metric = DetectionMAP(class_num=1, overlap_thresh=0.5, map_type="integral", catid2name={0: "face"})
+        model.eval()
+        with paddle.no_grad():
+            for data in self._eval_loader.dataloader:
+                out = model(data)
+                bboxes = out["bbox"].numpy()
+                counts = out["bbox_num"].numpy()
+                start = 0
+                for i, count in enumerate(counts):
+                    pred = bboxes[start : start + int(count)]
+                    start += int(count)
+                    pred = pred[pred[:, 1] > 0]  # ppdet adds a score-0 fake box to an image without any
+                    scale_y, scale_x = data["scale_factor"][i].numpy()
+                    gt_box = data["gt_bbox"][i].numpy() / np.array([scale_x, scale_y, scale_x, scale_y])
+                    gt_label = data["gt_class"][i].numpy().reshape(-1)
+                    keep = (gt_box[:, 2] > gt_box[:, 0]) & (gt_box[:, 3] > gt_box[:, 1])  # no padded boxes
+                    metric.update(pred[:, 2:6], pred[:, 1], pred[:, 0], gt_box[keep], gt_label[keep])
+        metric.accumulate()
+        model.train()
+        return float(metric.get_map())
+
+
+def with_search_defaults(cfg: Mapping[str, Any]) -> Dict[str, Any]:
+    """Check keys and fill defaults; the result is what BlazeFaceTask and the runner read."""
+    check_keys(cfg, list(SEARCH_KEYS) + list(MODEL_KEYS) + list(PPDET_UNUSED_KEYS), where="detection config")
+    out = {**{k: copy.deepcopy(v) for k, v in SEARCH_KEYS.items()}, **cfg}
+    if out.get("architecture", "BlazeFace") != "BlazeFace":
+        raise ConfigError(f"architecture must be BlazeFace for this search, got {out['architecture']}")
+    out.setdefault(CONFIG_DIR_KEY, os.getcwd())
+    return out

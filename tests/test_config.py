@@ -1,0 +1,73 @@
+"""YAML loading: _BASE_ inheritance, PaddleDetection tags, overrides, and the errors users see."""
+
+import ppnas  # noqa: F401  # isort: skip
+import pytest
+
+from ppnas.config import CONFIG_DIR_KEY, check_keys, load_config, merge, parse_overrides, resolve_path
+from ppnas.errors import ConfigError
+
+
+def test_base_inheritance_merges_mappings_and_later_files_win(tmp_path):
+    (tmp_path / "a.yml").write_text("x: 1\nblock: {p: 1, q: 2}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yml").write_text("_BASE_: ../a.yml\nblock: {q: 3}\ny: 2\n")
+    (tmp_path / "c.yml").write_text("_BASE_: [sub/b.yml]\nx: 9\n")
+    cfg = load_config(str(tmp_path / "c.yml"))
+    assert cfg["x"] == 9 and cfg["y"] == 2
+    assert cfg["block"] == {"p": 1, "q": 3}
+    assert cfg[CONFIG_DIR_KEY] == str(tmp_path)
+
+
+def test_base_cycle_is_reported(tmp_path):
+    (tmp_path / "a.yml").write_text("_BASE_: b.yml\n")
+    (tmp_path / "b.yml").write_text("_BASE_: a.yml\n")
+    with pytest.raises(ConfigError, match="_BASE_ cycle"):
+        load_config(str(tmp_path / "a.yml"))
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text("a: 1\nb: [1, 2\nc: 3\n")
+    with pytest.raises(ConfigError, match=rf"YAML syntax error at {path}:\d+"):
+        load_config(str(path))
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(str(tmp_path / "nope.yml"))
+
+
+def test_ppdet_tags_load_as_name_key(tmp_path):
+    path = tmp_path / "t.yml"
+    path.write_text("TrainDataset:\n  !WIDERFaceDataSet\n    dataset_dir: d\n    anno_path: a.txt\n")
+    assert load_config(str(path))["TrainDataset"] == {
+        "name": "WIDERFaceDataSet",
+        "dataset_dir": "d",
+        "anno_path": "a.txt",
+    }
+
+
+def test_overrides_parse_types_and_nest():
+    opts = parse_overrides(["search_steps=10", "Constraint.max_constraint=1.5e7", "server_ip=", "kernel_choices=[3]"])
+    assert opts == {"search_steps": 10, "Constraint": {"max_constraint": 1.5e7}, "server_ip": "", "kernel_choices": [3]}
+    assert merge({"Constraint": {"ctype": "flops"}}, opts)["Constraint"] == {"ctype": "flops", "max_constraint": 1.5e7}
+
+
+def test_override_without_equals_sign():
+    with pytest.raises(ConfigError, match="override 'search_steps' has no '='"):
+        parse_overrides(["search_steps"])
+
+
+def test_unknown_key_names_the_closest_and_lists_all():
+    with pytest.raises(ConfigError) as err:
+        check_keys({"serch_steps": 3}, ["search_steps", "save_dir"], where="detection config")
+    message = str(err.value)
+    assert "unknown key 'serch_steps' in detection config (did you mean 'search_steps'?)" in message
+    assert "valid keys: save_dir, search_steps" in message
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path):
+    cfg = {CONFIG_DIR_KEY: str(tmp_path)}
+    assert resolve_path(cfg, "t.txt") == str(tmp_path / "t.txt")
+    assert resolve_path(cfg, "/abs/t.txt") == "/abs/t.txt"
+    assert resolve_path(cfg, None) is None

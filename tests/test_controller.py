@@ -1,0 +1,88 @@
+"""LocalController: PaddleSlim's SAController with fixes for rewards < -1, exhaustion, RNG and checkpoints."""
+
+import ppnas  # noqa: F401  # isort: skip
+import json
+
+import numpy as np
+import pytest
+
+from ppnas.controller import PPNAS_STATE, SANAS_CHECKPOINT, LocalController
+from ppnas.errors import ControllerError
+
+RANGE = [7, 9, 12, 12, 6, 6, 6, 6, 2]
+INIT = [2, 1, 3, 8, 2, 1, 2, 1, 1]
+
+
+def test_rewards_below_minus_one_are_tracked_as_best():
+    controller = LocalController(RANGE, INIT, seed=0)
+    first = controller.next_tokens()
+    controller.reward(first, -5.0, 1)
+    second = controller.next_tokens()
+    controller.reward(second, -3.0, 2)
+    info = controller.info()
+    assert info["best_reward"] == -3.0
+    assert info["best_tokens"] == second
+
+
+def test_same_seed_same_tokens_whatever_else_uses_numpy():
+    def draw(seed, disturb):
+        controller = LocalController(RANGE, INIT, seed=seed)
+        tokens = []
+        for step in range(1, 6):
+            if disturb:
+                np.random.seed(step * 7)
+                np.random.random(100)  # training draws from the global RNG between candidates
+            t = controller.next_tokens()
+            controller.reward(t, 0.1 * step, step)
+            tokens.append(t)
+        return tokens
+
+    assert draw(3, disturb=False) == draw(3, disturb=True)
+    assert draw(3, disturb=False) != draw(4, disturb=False)
+
+
+def test_checkpoint_round_trip_continues_the_same_way(tmp_path):
+    a = LocalController(RANGE, INIT, seed=5, checkpoint_dir=str(tmp_path))
+    for step in (1, 2):
+        a.reward(a.next_tokens(), 0.2 * step, step)
+    a.save(records_written=2)
+    b = LocalController(RANGE, INIT, seed=99)
+    b.load(str(tmp_path))
+    assert b.records_written == 2
+    for step in (3, 4):
+        ta, tb = a.next_tokens(), b.next_tokens()
+        assert ta == tb
+        a.reward(ta, 0.5, step)
+        b.reward(tb, 0.5, step)
+    assert a.info() == b.info()
+
+
+def test_checkpoint_is_paddleslim_sanas_format(tmp_path):
+    controller = LocalController(RANGE, INIT, seed=0, checkpoint_dir=str(tmp_path))
+    tokens = controller.next_tokens()
+    controller.reward(tokens, 0.25, 1)
+    controller.save(records_written=1)
+    scene = json.loads((tmp_path / SANAS_CHECKPOINT).read_text())
+    # the keys SANAS(load_checkpoint=...) reads
+    assert scene["_tokens"] == tokens and scene["_reward"] == 0.25 and scene["_max_reward"] == 0.25
+    assert scene["_best_tokens"] == tokens and scene["_iter"] == 1 and str(tokens) in scene["_searched"]
+    assert json.loads((tmp_path / PPNAS_STATE).read_text())["records_written"] == 1
+
+
+def test_exhausted_space_raises_instead_of_exiting():
+    controller = LocalController([2], [0], seed=0, max_try_times=50)
+    for step in (1, 2):  # a one-token space with two values: two lists, then nothing unseen is left
+        controller.reward(controller.next_tokens(), 0.1, step)
+    with pytest.raises(ControllerError, match="search space is exhausted"):
+        controller.next_tokens()
+
+
+def test_non_finite_reward_is_refused():
+    controller = LocalController(RANGE, INIT, seed=0)
+    with pytest.raises(ControllerError, match="finite"):
+        controller.reward(controller.next_tokens(), float("nan"), 1)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ControllerError, match="no controller checkpoint"):
+        LocalController(RANGE, INIT).load(str(tmp_path))

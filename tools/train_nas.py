@@ -1,0 +1,64 @@
+"""BlazeFace NAS: python tools/train_nas.py -c configs/blazeface.yml [-o key=value ...] [-r SAVE_DIR]"""
+import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
+import argparse
+import os
+import socket
+from typing import List, Optional
+
+import paddle
+
+from ppnas.cli import run_main
+from ppnas.config import load_config, merge, parse_overrides
+from ppnas.constraint import Constraint
+from ppnas.device import select_device
+from ppnas.runner import SearchOptions, run_task
+from ppnas.tasks.blazeface import BlazeFaceTask, with_search_defaults
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-c", "--config", required=True, help="search config (PaddleDetection-style YAML)")
+    parser.add_argument("-o", "--opt", nargs="+", default=[], help="override config keys: -o key=value a.b=value")
+    parser.add_argument("-r", "--resume_checkpoint", default=None, help="save_dir of a search to resume")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--use_vdl", action="store_true", help="log to VisualDL")
+    parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log dir (default <save_dir>/vdl_log)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    cfg = with_search_defaults(merge(load_config(args.config), parse_overrides(args.opt)))
+    select_device(bool(cfg["use_gpu"]))
+    constraint = Constraint.from_config(cfg.get("Constraint"), cfg)
+    task = BlazeFaceTask(cfg)
+    options = SearchOptions(
+        space_name=cfg["search_space"],
+        search_steps=int(cfg["search_steps"]),
+        save_dir=cfg["save_dir"],
+        config_path=args.config,
+        kind=task.kind,
+        init_temperature=cfg["init_temperature"],
+        reduce_rate=float(cfg["reduce_rate"]),
+        init_tokens=cfg["init_tokens"],
+        is_server=bool(cfg["is_server"]),
+        server_ip=cfg["server_ip"] or "",
+        server_port=int(cfg["server_port"]),
+        server_key=cfg["server_key"],
+        client_retry_seconds=float(cfg["client_retry_seconds"]),
+        seed=cfg["seed"],
+        resume_dir=args.resume_checkpoint,
+        client_name="local" if cfg["is_server"] else f"{socket.gethostname()}-{os.getpid()}",
+        quiet=args.quiet,
+        use_vdl=args.use_vdl,
+        vdl_log_dir=args.vdl_log_dir,
+        max_rejects=int(cfg["max_rejects"]),
+        max_failures=int(cfg["max_failures"]),
+    )
+    paddle.disable_static()
+    run_task(task, options, constraint)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
