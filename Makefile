@@ -24,7 +24,15 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) tools/make_demo_data.py --out data/demo_wider
+	rm -rf output/blazeface_demo
 	$(PY) tools/train_nas.py -c configs/demo/blazeface_demo.yml
+
+seg-demo: $(STAMP)
+	$(PY) tools/make_seg_demo_data.py --out data/demo_cityscapes
+	rm -rf output/deeplabv3p_nas
+	$(PY) -u slim/nas/train.py --log_steps 10 --cfg configs/demo/cityscape_demo.yaml --use_mpio \
+	  SLIM.NAS_PORT 23333 SLIM.NAS_ADDRESS "" SLIM.NAS_SEARCH_STEPS 2 SLIM.NAS_START_EVAL_EPOCH -1 \
+	  SLIM.NAS_IS_SERVER True SLIM.NAS_SPACE_NAME "MobileNetV2SpaceSeg"
 
 clean:
 	rm -rf output data/demo_wider data/demo_cityscapes

@@ -13,7 +13,8 @@ EXIT_INTERRUPTED = 130
 
 def run_main(main: Callable[[Optional[List[str]]], int], argv: Optional[List[str]] = None) -> None:
     """Call `main(argv)` and exit with its code; a PpnasError prints `error: <message>` only."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: importing paddle installs a root handler first, which would make basicConfig a no-op
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
         code = main(argv)
     except PpnasError as err:

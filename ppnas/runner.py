@@ -67,7 +67,7 @@ def _write_meta(task: Task, options: SearchOptions, constraint: Constraint) -> N
         "unit": constraint.window_text().split("]")[-1].strip(),
         "input_shape": list(task.input_shape),
         "fragment_writer": f"{module.__name__}:write_fragment",
-        "full_train_hint": getattr(module, "FULL_TRAIN_HINT", ""),
+        "full_train_hint": getattr(module, "FULL_TRAIN_HINT", "").replace("{config}", options.config_path),
         "options": asdict(options),
     }
     with open(os.path.join(options.save_dir, META_FILE), "w", encoding="utf-8") as f:
@@ -86,6 +86,9 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
     os.makedirs(options.save_dir, exist_ok=True)
     history = History.in_dir(options.save_dir)
     _check_save_dir(options, history)
+    if options.resume_dir:
+        done = sum(1 for r in history.read() if r.get("status") == "trained" and r.get("client") == options.client_name)
+        print(f"resuming the search in {options.save_dir}: {done}/{options.search_steps} steps done")
     _write_meta(task, options, constraint)
     settings = SearchSettings(
         search_steps=options.search_steps,
@@ -95,7 +98,9 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
         max_rejects=options.max_rejects,
         max_failures=options.max_failures,
     )
-    observers = make_observers(options.quiet, options.use_vdl, options.vdl_log_dir, options.save_dir)
+    observers = make_observers(
+        options.quiet, options.use_vdl, options.vdl_log_dir, options.save_dir, run_name=options.client_name
+    )
     init_tokens = options.init_tokens or task.space.init_tokens()
     with open_controller(options, task.space.range_table(), init_tokens, history) as controller:
         result = run_search(task, controller, constraint, history, settings, observers)

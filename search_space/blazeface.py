@@ -5,6 +5,7 @@ Tokens: [num1, num2, double1, double2, mid0, mid1, mid2, mid3, kernel]. Two valu
 - kernel_choices [3] (the 2022 fix): no 20 in the first two lists and 3x3 only, because latency_855.txt
   has no key for them.
 """
+
 from typing import Any, Dict, List, Optional, Sequence
 
 from paddleslim.nas.search_space import SEARCHSPACE
@@ -61,7 +62,14 @@ class BlazeFaceNasSpace(SearchSpaceBase):
 
     def range_table(self) -> List[int]:
         mids = [len(MID_FILTER_NUM)] * 4
-        return [len(self.num1), len(self.num2), len(DOUBLE_FILTER_NUM), len(DOUBLE_FILTER_NUM), *mids, len(self.use_5x5)]
+        return [
+            len(self.num1),
+            len(self.num2),
+            len(DOUBLE_FILTER_NUM),
+            len(DOUBLE_FILTER_NUM),
+            *mids,
+            len(self.use_5x5),
+        ]
 
     def decode(self, tokens: Sequence[int]) -> BlazeNetStructure:
         t = check_tokens(list(tokens), self.range_table(), type(self).__name__)

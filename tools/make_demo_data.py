@@ -1,4 +1,5 @@
 """Write the demo face-detection set in the WIDER FACE layout: python tools/make_demo_data.py --out data/demo_wider"""
+
 import zlib  # noqa: F401  # isort: skip  # before paddle/cv2 users, see ppnas/__init__.py
 import argparse
 from typing import List, Optional

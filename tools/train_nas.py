@@ -1,4 +1,5 @@
 """BlazeFace NAS: python tools/train_nas.py -c configs/blazeface.yml [-o key=value ...] [-r SAVE_DIR]"""
+
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import argparse
 import os

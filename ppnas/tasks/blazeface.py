@@ -128,7 +128,7 @@ def fragment_for(structure: Mapping[str, Any], act: Optional[str] = "relu") -> D
     if act is not None:
         blazenet["act"] = act
     channels = out_channels(structure)
-    return {"BlazeNet": blazenet, "BlazeNeck": {"in_channel": channels}, "FaceHead": {"in_channels": channels}}
+    return {"BlazeNet": blazenet, "BlazeNeck": {"in_channel": channels}, "FaceHead": {"in_channels": list(channels)}}
 
 
 def write_fragment(structure: Mapping[str, Any], path: str) -> None:

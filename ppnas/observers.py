@@ -1,0 +1,231 @@
+"""Watching a search live: tqdm bars (plain lines off a terminal) and VisualDL scalars.
+
+Both are `SearchObserver`s (ppnas/search.py). `make_observers` builds them from the flags PaddleDetection
+and PaddleSeg users know: `--quiet`, `--use_vdl`, `--vdl_log_dir`.
+"""
+
+import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
+import os
+import socket
+import sys
+import time
+from typing import IO, Any, Dict, List, Optional
+
+from tqdm import tqdm
+from visualdl import LogWriter
+
+from ppnas.history import CandidateRecord
+from ppnas.search import SearchObserver, SearchResult
+from ppnas.units import format_count, format_ms
+
+VDL_DIR = "vdl_log"
+PLAIN_ITER_LINES = 10  # loss lines per candidate when bars are off (a log file must not get one per iteration)
+
+
+def _best_reward(info: Dict[str, Any], seen: Optional[float]) -> Optional[float]:
+    """The controller's best (it spans resumed runs and, remotely, every client), else the best seen here."""
+    best = info.get("best_reward")
+    if best is None:
+        return seen
+    return best if seen is None else max(best, seen)
+
+
+def _measured_text(record: CandidateRecord) -> str:
+    parts = [format_ms(record.latency_ms)] if record.latency_ms is not None else []
+    parts.append(format_count(record.flops, "FLOPs"))
+    parts.append(format_count(record.params, "params"))
+    return ", ".join(parts)
+
+
+class ProgressObserver(SearchObserver):
+    """A bar over search steps and one over the iterations of the candidate in training.
+
+    Off a terminal (a log file, CI, nohup) it prints plain lines instead, since carriage-return bars
+    turn into one enormous line there.
+    """
+
+    def __init__(self, stream: Optional[IO[str]] = None, plain: Optional[bool] = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        if plain is None:
+            isatty = getattr(self.stream, "isatty", None)
+            plain = not (isatty is not None and isatty())
+        self.plain = plain
+        self.steps_bar: Optional[tqdm] = None
+        self.iter_bar: Optional[tqdm] = None
+        self.total = 0
+        self.done = 0
+        self.done_at_start = 0
+        self.started = time.time()
+        self.best: Optional[float] = None
+        self.rejected = 0
+        self.failed = 0
+
+    def _print(self, line: str) -> None:
+        if self.plain:
+            print(line, file=self.stream, flush=True)
+        else:
+            tqdm.write(line, file=self.stream)
+
+    def _counts(self) -> Dict[str, Any]:
+        best = "-" if self.best is None else f"{self.best:.4f}"
+        return {"best": best, "rejected": self.rejected, "failed": self.failed}
+
+    def eta_seconds(self) -> Optional[float]:
+        """Remaining time from the mean time per step rewarded in this run (rejected draws included)."""
+        steps = self.done - self.done_at_start
+        if steps <= 0:
+            return None
+        return (time.time() - self.started) / steps * max(self.total - self.done, 0)
+
+    def on_start(self, total_steps: int, done_steps: int) -> None:
+        self.total, self.done, self.done_at_start = total_steps, done_steps, done_steps
+        self.started = time.time()
+        if self.plain:
+            self._print(f"search: {done_steps}/{total_steps} steps done, going on")
+            return
+        self.steps_bar = tqdm(
+            total=total_steps, initial=done_steps, desc="search", unit="step", file=self.stream, position=0
+        )
+        self.steps_bar.set_postfix(self._counts())
+
+    def on_iter(self, iteration: int, total: int, loss: float) -> None:
+        step = self.done + 1
+        if self.plain:
+            every = max(1, total // PLAIN_ITER_LINES)
+            if iteration % every == 0 or iteration == total:
+                self._print(f"  step {step} iter {iteration}/{total} loss {loss:.4f}")
+            return
+        if self.iter_bar is None:
+            self.iter_bar = tqdm(total=total, desc=f"step {step}", unit="it", leave=False, file=self.stream, position=1)
+        self.iter_bar.update(iteration - self.iter_bar.n)
+        self.iter_bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def on_candidate(self, record: CandidateRecord, info: Dict[str, Any]) -> None:
+        if self.iter_bar is not None:
+            self.iter_bar.close()
+            self.iter_bar = None
+        if record.status == "trained":
+            self.done += 1
+            self.best = _best_reward(info, record.reward if self.best is None else max(self.best, record.reward))
+            if self.steps_bar is not None:
+                self.steps_bar.update(1)
+            if self.plain:
+                eta = self.eta_seconds()
+                eta_text = "-" if eta is None else tqdm.format_interval(eta)
+                self._print(
+                    f"step {record.step}/{self.total} reward {record.reward:.4f} (best {self.best:.4f}) "
+                    f"{_measured_text(record)}, {record.seconds:.1f} s | rejected {self.rejected}, "
+                    f"failed {self.failed} | ETA {eta_text}"
+                )
+        elif record.status == "rejected":
+            self.rejected += 1
+            if self.plain:
+                self._print(f"rejected {record.tokens}: {record.reason}")
+        else:
+            self.failed += 1
+            self._print(f"failed {record.tokens}: {record.reason}")
+        if self.steps_bar is not None:
+            self.steps_bar.set_postfix(self._counts())
+
+    def on_end(self, result: SearchResult) -> None:
+        for bar in (self.iter_bar, self.steps_bar):
+            if bar is not None:
+                bar.close()
+        self.iter_bar = self.steps_bar = None
+        best = result.best
+        best_text = "none" if best is None else f"{best['reward']:.4f} (tokens {best['tokens']})"
+        self._print(
+            f"search finished: {result.steps_done} steps, rejected {self.rejected}, failed {self.failed} "
+            f"in this run; best reward {best_text}"
+        )
+
+
+class VisualDLObserver(SearchObserver):
+    """Scalars for `visualdl --logdir <log_dir>`.
+
+    Per rewarded step (x = step): search/reward, best_reward, MFLOPs, params, latency_ms, temperature,
+    seconds. Per candidate drawn (x = draws in this run, rejected ones included): draws/MFLOPs,
+    draws/latency_ms, draws/rejected, draws/failed, to see where the sampler walks against the window.
+    Per training iteration: train/loss, on one axis that runs on across candidates.
+    Each run writes its own sub-folder: VisualDL shows one log file per folder, so a resumed search or a
+    second client sharing the save_dir would otherwise hide the earlier one.
+    """
+
+    def __init__(self, log_dir: str, run_name: Optional[str] = None) -> None:
+        self.log_dir = log_dir
+        self.run_name = run_name or f"{time.strftime('%Y%m%d-%H%M%S')}_{socket.gethostname()}_{os.getpid()}"
+        self.writer: Optional[LogWriter] = None
+        self.best: Optional[float] = None
+        self.draws = self.rejected = self.failed = 0
+        self.done = 0
+        self.iteration_base: Optional[int] = None
+        self.last_iteration = 0
+
+    @property
+    def run_dir(self) -> str:
+        return os.path.join(self.log_dir, self.run_name)
+
+    def _scalar(self, tag: str, value: Optional[float], step: int) -> None:
+        if value is not None and self.writer is not None:
+            self.writer.add_scalar(tag, float(value), int(step))
+
+    def on_start(self, total_steps: int, done_steps: int) -> None:
+        if self.writer is None:
+            self.writer = LogWriter(logdir=self.run_dir, display_name=self.run_name)
+        self.done = done_steps
+
+    def on_iter(self, iteration: int, total: int, loss: float) -> None:
+        if self.iteration_base is None:
+            self.iteration_base = self.done * total  # a resumed run continues the axis where it stopped
+        self.last_iteration = iteration
+        self._scalar("train/loss", loss, self.iteration_base + iteration)
+
+    def on_candidate(self, record: CandidateRecord, info: Dict[str, Any]) -> None:
+        if self.iteration_base is not None:
+            self.iteration_base += self.last_iteration
+        self.last_iteration = 0
+        self.draws += 1
+        self.rejected += record.status == "rejected"
+        self.failed += record.status == "failed"
+        mflops = None if record.flops is None else record.flops / 1e6
+        self._scalar("draws/MFLOPs", mflops, self.draws)
+        self._scalar("draws/latency_ms", record.latency_ms, self.draws)
+        self._scalar("draws/rejected", self.rejected, self.draws)
+        self._scalar("draws/failed", self.failed, self.draws)
+        if record.status == "trained":
+            self.done += 1
+            self.best = _best_reward(info, record.reward if self.best is None else max(self.best, record.reward))
+            step = record.step
+            self._scalar("search/reward", record.reward, step)
+            self._scalar("search/best_reward", self.best, step)
+            self._scalar("search/MFLOPs", mflops, step)
+            self._scalar("search/params", record.params, step)
+            self._scalar("search/latency_ms", record.latency_ms, step)
+            self._scalar("search/temperature", info.get("temperature"), step)
+            self._scalar("search/seconds", record.seconds, step)
+        if self.writer is not None:
+            self.writer.flush()  # a candidate takes minutes: show it now, not after VisualDL's 120 s timer
+
+    def on_end(self, result: SearchResult) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def make_observers(
+    quiet: bool,
+    use_vdl: bool,
+    vdl_log_dir: Optional[str],
+    save_dir: str,
+    run_name: Optional[str] = None,
+) -> List[SearchObserver]:
+    """Progress unless `quiet`; VisualDL when `use_vdl`, in `vdl_log_dir` or `<save_dir>/vdl_log`.
+
+    `run_name` names this run's VisualDL sub-folder (e.g. the client name); default: time, host, pid.
+    """
+    observers: List[SearchObserver] = []
+    if not quiet:
+        observers.append(ProgressObserver())
+    if use_vdl:
+        observers.append(VisualDLObserver(vdl_log_dir or os.path.join(save_dir, VDL_DIR), run_name=run_name))
+    return observers

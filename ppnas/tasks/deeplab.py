@@ -1,0 +1,238 @@
+"""Segmentation task: DeepLabV3+ candidates built, trained and scored with PaddleSeg's own parts.
+
+Per candidate: a fresh PaddleSeg `Config` of the search config whose `model.backbone` is the candidate's
+backbone (`MobileNetV2SegBackbone`, registered in PaddleSeg's BACKBONES) builds the model, loss, optimizer
+and learning-rate schedule; training runs PaddleSeg's `loss_computation`; after every epoch whose 1-based
+number is greater than SLIM.NAS_START_EVAL_EPOCH, `paddleseg.core.evaluate` gives the mIoU on the val set.
+Reward = the best of those mIoUs (0.0, with a warning, when no epoch was evaluated).
+
+The epoch loop is ours because `paddleseg.core.train` evaluates on an iteration interval with no start
+epoch, returns no mIoU, and has no per-iteration hook for the search's progress display.
+"""
+
+import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
+import copy
+import logging
+import math
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import paddle
+import yaml
+from paddleseg.core import evaluate
+from paddleseg.utils import worker_init_fn
+
+import search_space  # noqa: F401  # registers MobileNetV2SegBackbone in PaddleSeg's BACKBONES
+from ppnas import paddleseg_compat
+from ppnas.errors import ConfigError, DataError, SearchSpaceError
+from ppnas.search import IterCallback
+from ppnas.seg_config import SegConfig, iters_for, paddleseg_config, split_config
+from ppnas.spaces import build_space
+from search_space.mobilenetv2_seg import MobileNetV2SegArch
+
+_logger = logging.getLogger(__name__)
+
+BEST_DIR = "best_model"
+FRAGMENT_FILE = "deeplabv3p_nas.yml"
+WEIGHTS_FILE = "model.pdparams"
+MODEL_TYPE = "DeepLabV3P"
+FULL_TRAIN_HINT = (
+    "python tools/train_seg.py --config {config} --model {fragment} --iters 80000 --do_eval "
+    "--save_dir output/deeplabv3p_nas_full"
+)
+
+
+def model_block(structure: Mapping[str, Any], base: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The PaddleSeg `model:` mapping of DeepLabV3P with the backbone `structure` describes."""
+    arch = MobileNetV2SegArch.from_dict(structure)
+    block = {k: copy.deepcopy(v) for k, v in (base or {}).items() if k not in ("backbone", "backbone_indices")}
+    block["type"] = MODEL_TYPE
+    block["backbone"] = arch.backbone_config()
+    block["backbone_indices"] = list(arch.backbone_indices)
+    return block
+
+
+def write_fragment(structure: Mapping[str, Any], path: str, base_model: Optional[Mapping[str, Any]] = None) -> None:
+    """A PaddleSeg config fragment (`model:` only) that rebuilds DeepLabV3P with the searched backbone."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(
+            "# DeepLabV3+ with the MobileNetV2SpaceSeg backbone found by ppnas. It replaces `model:` of a\n"
+            "# PaddleSeg config:\n"
+            "#   python tools/train_seg.py --config <paddleseg config> --model <this file> [--iters N] --do_eval\n"
+            "# (MobileNetV2SegBackbone is registered in PaddleSeg's BACKBONES by `import search_space`.)\n"
+        )
+        yaml.safe_dump({"model": model_block(structure, base_model)}, f, default_flow_style=None, sort_keys=False)
+
+
+def structure_block(structure: Mapping[str, Any]) -> str:
+    """The decoded backbone, one line per block, as printed at the end of a search."""
+    lines = ["------------->>> MobileNetV2SpaceSeg structure start: <<<----------------"]
+    lines.append(f"head: t=1 c={structure['head_channels']} n=1 k=3 stride=1")
+    for i, b in enumerate(structure["blocks"], start=1):
+        lines.append(f"block{i}: t={b['t']} c={b['c']} n={b['n']} k={b['k']} stride={b['stride']}")
+    lines.append(
+        f"output_stride={structure['output_stride']} feat_channels={structure['feat_channels']} "
+        f"backbone_indices={structure['backbone_indices']}"
+    )
+    lines.append("-------------->>> MobileNetV2SpaceSeg structure end! <<<-----------------")
+    return "\n".join(lines)
+
+
+def _input_shape(cfg: Mapping[str, Any]) -> List[int]:
+    """[1, 3, H, W] of the training crop: the size a candidate's FLOPs (and latency) are measured at."""
+    for transform in (cfg.get("train_dataset") or {}).get("transforms") or []:
+        crop = transform.get("crop_size") if isinstance(transform, Mapping) else None
+        if crop is not None:
+            width, height = (crop, crop) if isinstance(crop, int) else crop  # PaddleSeg sizes are [w, h]
+            return [1, 3, int(height), int(width)]
+    raise ConfigError("train_dataset.transforms has no crop_size: add a crop (e.g. RandomPaddingCrop)")
+
+
+class DeepLabTask:
+    """The segmentation search's evaluation side (see ppnas.search.Task)."""
+
+    kind = "segmentation"
+
+    def __init__(self, seg: SegConfig, num_workers: int = 0, log_steps: int = 10, quiet: bool = False) -> None:
+        paddleseg_compat.apply()
+        self.seg = seg
+        self.space_name = seg.slim["NAS_SPACE_NAME"]
+        self.space = build_space(self.space_name)
+        if not isinstance(self.space.token2arch(self.space.init_tokens())[0], MobileNetV2SegArch):
+            raise SearchSpaceError(f"{self.space_name} is not a segmentation backbone space: use MobileNetV2SpaceSeg")
+        model_cfg = seg.paddleseg.get("model") or {}
+        if model_cfg.get("type") != MODEL_TYPE:
+            raise ConfigError(f"model.type must be {MODEL_TYPE} for this search, got {model_cfg.get('type')!r}")
+        self.start_eval_epoch = int(seg.slim["NAS_START_EVAL_EPOCH"])
+        self.input_shape = _input_shape(seg.paddleseg)
+        self.num_workers = num_workers
+        self.log_steps = max(1, int(log_steps))
+        self.quiet = quiet
+        self.train_dataset, self.val_dataset = self._datasets()
+        self._built: Optional[Tuple[paddle.nn.Layer, Any]] = None  # the last model and the Config that built it
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "DeepLabTask":
+        """From a loaded config dict (PaddleSeg keys + SLIM block)."""
+        return cls(split_config(cfg))
+
+    def _datasets(self) -> Tuple[paddle.io.Dataset, paddle.io.Dataset]:
+        """Built once, so a wrong path stops the search before the first candidate."""
+        cfg = paddleseg_config(self.seg.paddleseg)
+        try:
+            train, val = cfg.train_dataset, cfg.val_dataset
+        except (FileNotFoundError, ValueError, RuntimeError) as err:
+            raise DataError(f"{self.seg.path or 'config'}: a dataset cannot be read: {err}") from None
+        if train is None or val is None:
+            raise ConfigError("the config needs both train_dataset and val_dataset")
+        if len(train) < int(self.seg.paddleseg.get("batch_size", 1)):
+            raise DataError(f"train_dataset has {len(train)} images, fewer than batch_size: no full batch to train")
+        return train, val
+
+    # --- the Task protocol -------------------------------------------------------------------------
+    def arch(self, tokens: Sequence[int]) -> MobileNetV2SegArch:
+        return self.space.token2arch(list(tokens))[0]
+
+    def decode(self, tokens: Sequence[int]) -> Dict[str, Any]:
+        return self.arch(tokens).to_dict()
+
+    def candidate_config(self, structure: Mapping[str, Any], total_iters: Optional[int] = None) -> Dict[str, Any]:
+        """The search config with the candidate's model (and `iters` set for the lr schedule)."""
+        dic = copy.deepcopy(self.seg.paddleseg)
+        dic.pop("epochs", None)
+        dic["model"] = model_block(structure, dic.get("model"))
+        if total_iters is not None:
+            dic["iters"] = total_iters
+        return dic
+
+    def build(self, tokens: Sequence[int]) -> paddle.nn.Layer:
+        batch_size = int(self.seg.paddleseg.get("batch_size", 1))
+        _, total = iters_for(self.seg.paddleseg, len(self.train_dataset) // batch_size)
+        cfg = paddleseg_config(self.candidate_config(self.decode(tokens), total))
+        model = cfg.model
+        self._built = (model, cfg)
+        return model
+
+    def measurable(self, model: paddle.nn.Layer) -> paddle.nn.Layer:
+        return model
+
+    def train_and_evaluate(self, model: paddle.nn.Layer, on_iter: Optional[IterCallback] = None) -> float:
+        if self._built is None or self._built[0] is not model:
+            raise ValueError("train_and_evaluate takes the model the last build() returned")
+        cfg = self._built[1]
+        batch_size = cfg.batch_size
+        sampler = paddle.io.BatchSampler(self.train_dataset, batch_size=batch_size, shuffle=True, drop_last=True)
+        loader = paddle.io.DataLoader(
+            self.train_dataset,
+            batch_sampler=sampler,
+            num_workers=self.num_workers,
+            return_list=True,
+            worker_init_fn=worker_init_fn,
+        )
+        epochs, total = iters_for(self.seg.paddleseg, len(sampler))
+        losses, optimizer = cfg.loss, cfg.optimizer
+        best: Optional[float] = None
+        iteration = 0
+        for epoch in range(1, epochs + 1):
+            model.train()
+            for data in loader:
+                iteration += 1
+                loss = self._train_step(model, data, losses, optimizer, iteration)
+                if on_iter is not None:
+                    on_iter(iteration, total, loss)
+                if not self.quiet and iteration % self.log_steps == 0:
+                    _logger.info("[TRAIN] epoch %d/%d iter %d/%d loss %.4f", epoch, epochs, iteration, total, loss)
+                if iteration >= total:
+                    break
+            if epoch > self.start_eval_epoch:
+                miou = self.evaluate(model)
+                best = miou if best is None else max(best, miou)
+                if not self.quiet:
+                    _logger.info("[EVAL] epoch %d/%d mIoU %.4f (best %.4f)", epoch, epochs, miou, best)
+        if best is None:
+            _logger.warning(
+                "no epoch was evaluated (SLIM.NAS_START_EVAL_EPOCH %d, %d epochs): reward 0.0; "
+                "lower NAS_START_EVAL_EPOCH below the epoch count",
+                self.start_eval_epoch,
+                epochs,
+            )
+            return 0.0
+        return best
+
+    def _train_step(
+        self, model: paddle.nn.Layer, data: Mapping[str, Any], losses: Mapping[str, Any], optimizer: Any, step: int
+    ) -> float:
+        from paddleseg.core.train import loss_computation  # looked up here: paddleseg_compat replaces it
+
+        logits = model(data["img"])
+        loss = sum(loss_computation(logits, data["label"].astype("int64"), None, losses))
+        value = float(loss.item())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"loss is {value} at iteration {step}")
+        loss.backward()
+        optimizer.step()
+        if isinstance(optimizer._learning_rate, paddle.optimizer.lr.LRScheduler):
+            optimizer._learning_rate.step()
+        model.clear_gradients()
+        return value
+
+    def evaluate(self, model: paddle.nn.Layer) -> float:
+        """mIoU on the val set (PaddleSeg's evaluate, whole images)."""
+        test_config = dict(self.seg.paddleseg.get("test_config") or {})
+        # print_detail off: PaddleSeg's progress bar and per-class tables would interleave with the search's
+        # progress line; the epoch's mIoU is logged by train_and_evaluate.
+        miou, *_ = evaluate(model, self.val_dataset, num_workers=self.num_workers, print_detail=False, **test_config)
+        return float(miou)
+
+    def export(self, tokens: Sequence[int], model: paddle.nn.Layer, save_dir: str) -> List[str]:
+        folder = os.path.join(save_dir, BEST_DIR)
+        os.makedirs(folder, exist_ok=True)
+        fragment = os.path.join(folder, FRAGMENT_FILE)
+        weights = os.path.join(folder, WEIGHTS_FILE)
+        write_fragment(self.decode(tokens), fragment, self.seg.paddleseg.get("model"))
+        paddle.save(model.state_dict(), weights)
+        return [fragment, weights]
+
+    def summary(self, tokens: Sequence[int]) -> str:
+        return structure_block(self.decode(tokens))

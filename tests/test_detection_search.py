@@ -1,0 +1,145 @@
+"""The detection search in-process on a tiny WIDER-layout set: real ppdet models, real training steps."""
+
+import ppnas  # noqa: F401  # isort: skip
+import json
+
+import numpy as np
+import paddle
+import pytest
+import yaml
+from conftest import ROOT, write_det_config
+
+from ppnas.config import load_config, merge, parse_overrides
+from ppnas.constraint import Constraint
+from ppnas.controller import SANAS_CHECKPOINT
+from ppnas.errors import ConstraintError, ControllerError
+from ppnas.history import History
+from ppnas.runner import SearchOptions, run_task
+from ppnas.tasks.blazeface import BlazeFaceTask, with_search_defaults
+
+
+def _setup(tmp_path, tiny_wider, *overrides):
+    cfg = with_search_defaults(
+        merge(load_config(str(write_det_config(tmp_path, tiny_wider))), parse_overrides(list(overrides)))
+    )
+    options = SearchOptions(
+        space_name=cfg["search_space"],
+        search_steps=int(cfg["search_steps"]),
+        save_dir=cfg["save_dir"],
+        config_path=str(tmp_path / "det.yml"),
+        kind="detection",
+        seed=cfg["seed"],
+        quiet=True,
+        max_rejects=int(cfg["max_rejects"]),
+        max_failures=int(cfg["max_failures"]),
+    )
+    return cfg, options
+
+
+def _statuses(save_dir):
+    return [r["status"] for r in History.in_dir(save_dir).read()]
+
+
+def test_rejected_candidates_use_up_no_search_step(tmp_path, tiny_wider):
+    cfg, options = _setup(tmp_path, tiny_wider)
+    task = BlazeFaceTask(cfg)
+    init_flops = Constraint().measure(task.measurable(task.build(task.space.init_tokens())), task.input_shape).flops
+    constraint = Constraint(ctype="flops", max_constraint=init_flops)  # about half the neighbours are larger
+    result = run_task(task, options, constraint)
+    records = History.in_dir(options.save_dir).read()
+    trained = [r for r in records if r["status"] == "trained"]
+    rejected = [r for r in records if r["status"] == "rejected"]
+    assert result.steps_done == 2 and [r["step"] for r in trained] == [1, 2]
+    assert rejected, "this seed draws candidates above the window; none was rejected"
+    assert all(r["flops"] <= init_flops for r in trained)
+    assert all(r["flops"] > init_flops and "outside flops in [-inf" in r["reason"] for r in rejected)
+    assert all(r["reward"] is None and r["step"] is None for r in rejected)
+    assert all(0.0 <= r["reward"] <= 1.0 for r in trained)
+    fragment = yaml.safe_load(open(f"{options.save_dir}/blazeface_nas.yml"))
+    best = max(trained, key=lambda r: r["reward"])
+    assert fragment["BlazeNet"]["double_blaze_filters"] == best["structure"]["double_blaze_filters"]
+
+
+def test_impossible_window_stops_with_the_window_and_the_range_seen(tmp_path, tiny_wider):
+    cfg, options = _setup(tmp_path, tiny_wider, "max_rejects=4")
+    with pytest.raises(ConstraintError) as err:
+        run_task(BlazeFaceTask(cfg), options, Constraint(ctype="flops", min_constraint=1, max_constraint=2))
+    message = str(err.value)
+    assert "no candidate met the constraint flops in [1, 2] FLOPs in 4 draws in a row" in message
+    assert "the values seen were in [" in message and "widen the window" in message
+    assert _statuses(options.save_dir) == ["rejected"] * 4
+
+
+class PoisonFirstCandidate(BlazeFaceTask):
+    """A real candidate whose weights hold a NaN: its loss is NaN, as a diverging run's would be."""
+
+    poisoned = False
+
+    def train_and_evaluate(self, model, on_iter=None):
+        if not self.poisoned:
+            type(self).poisoned = True
+            weight = model.blaze_head.box_convs[0].weight  # no ReLU after it to swallow the NaN
+            weight.set_value(paddle.full(weight.shape, float("nan"), weight.dtype))
+        return super().train_and_evaluate(model, on_iter)
+
+
+def test_failed_candidate_is_recorded_and_the_search_goes_on(tmp_path, tiny_wider):
+    cfg, options = _setup(tmp_path, tiny_wider)
+    run_task(PoisonFirstCandidate(cfg), options, Constraint())
+    records = History.in_dir(options.save_dir).read()
+    assert [r["status"] for r in records] == ["failed", "trained", "trained"]
+    assert "FloatingPointError: loss is nan" in records[0]["reason"]
+    assert records[0]["reward"] is None
+    scene = json.load(open(f"{options.save_dir}/{SANAS_CHECKPOINT}"))
+    assert scene["_iter"] == 2  # the controller was never rewarded for the failed one
+    assert scene["_searched"][str(records[0]["tokens"])] == -1
+
+
+def test_too_many_failures_stop_the_search(tmp_path, tiny_wider):
+    cfg, options = _setup(tmp_path, tiny_wider, "max_failures=2", "LearningRate.base_lr=1.0e+30")
+    with pytest.raises(ControllerError, match="2 candidates in a row failed to train"):
+        run_task(BlazeFaceTask(cfg), options, Constraint())
+    assert _statuses(options.save_dir) == ["failed", "failed"]
+
+
+def test_new_search_refuses_a_save_dir_that_holds_one(tmp_path, tiny_wider):
+    cfg, options = _setup(tmp_path, tiny_wider, "search_steps=1")
+    run_task(BlazeFaceTask(cfg), options, Constraint())
+    _, again = _setup(tmp_path, tiny_wider, "search_steps=1")
+    with pytest.raises(Exception, match="already holds a search .* resume it with -r"):
+        run_task(BlazeFaceTask(cfg), again, Constraint())
+
+
+def test_training_lowers_the_loss_and_raises_ap(tmp_path, tiny_wider):
+    cfg, _ = _setup(tmp_path, tiny_wider, "max_iters=30", "LearningRate.base_lr=0.01")
+    task = BlazeFaceTask(cfg)
+    paddle.seed(0)
+    model = task.build(task.space.init_tokens())
+    untrained = task.evaluate(model)
+    losses = []
+    task.train_and_evaluate(model, lambda i, n, loss: losses.append(loss))
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert untrained < 0.05
+
+
+def test_fragment_drops_into_paddledetection_config(tmp_path):
+    from ppdet.core.workspace import create
+    from ppdet.core.workspace import load_config as ppdet_load_config
+
+    from ppnas.tasks.blazeface import write_fragment
+    from search_space.blazeface import BlazeFaceNasSpace
+
+    structure = BlazeFaceNasSpace(kernel_choices=[3]).decode([3, 5, 4, 6, 1, 2, 3, 4, 0])
+    write_fragment(structure, str(tmp_path / "blazeface_nas.yml"))
+    face = tmp_path / "face.yml"
+    base = ROOT / "configs" / "_base_" / "blazeface_nas_model.yml"
+    face.write_text(yaml.safe_dump({"_BASE_": [str(base), "blazeface_nas.yml"]}))
+    cfg = ppdet_load_config(str(face))  # PaddleDetection's own loader, unchanged
+    model = create(cfg.architecture)
+    model.eval()
+    image = paddle.rand([1, 3, 128, 128])
+    out = model({"image": image, "im_shape": paddle.to_tensor([[128.0, 128.0]]), "scale_factor": paddle.ones([1, 2])})
+    assert out["bbox"].shape[1] == 6
+    assert [s.channels for s in model.backbone.out_shape] == [32, 48]  # double tokens 4 and 6
+    assert len(model.backbone.blaze_block) == 7
