@@ -31,6 +31,7 @@ class CandidateRecord:
     latency_ms: Optional[float] = None
     reward: Optional[float] = None
     seconds: float = 0.0
+    train_seconds: Optional[float] = None  # training + evaluation; the rest of `seconds` is search overhead
     client: str = "local"
     reason: Optional[str] = None
     time: float = field(default_factory=time.time)

@@ -190,6 +190,7 @@ def _evaluate_candidate(
     if not constraint.admits(measurement):
         reason = f"{constraint.ctype} {measured:g} outside {constraint.window_text()}"
         return CandidateRecord(status="rejected", reason=reason, seconds=time.time() - start, **common), model, measured
+    train_start = time.time()
     try:
         reward = float(task.train_and_evaluate(model, notify.on_iter))
         if not math.isfinite(reward):
@@ -197,7 +198,7 @@ def _evaluate_candidate(
     except Exception as err:  # a broken candidate must not end the search
         _logger.warning("candidate %s failed: %s\n%s", tokens, err, traceback.format_exc(limit=3))
         reason = f"{type(err).__name__}: {err}"
-        record = CandidateRecord(status="failed", reason=reason, seconds=time.time() - start, **common)
-        return record, model, measured
-    record = CandidateRecord(status="trained", step=step, reward=reward, seconds=time.time() - start, **common)
-    return record, model, measured
+        timing = dict(seconds=time.time() - start, train_seconds=time.time() - train_start)
+        return CandidateRecord(status="failed", reason=reason, **timing, **common), model, measured
+    timing = dict(seconds=time.time() - start, train_seconds=time.time() - train_start)
+    return CandidateRecord(status="trained", step=step, reward=reward, **timing, **common), model, measured

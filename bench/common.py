@@ -1,0 +1,29 @@
+"""What every benchmark result carries: the machine it ran on, and where it is saved."""
+import json
+import os
+import pathlib
+import time
+from typing import Any, Dict
+
+from latency.builder import cpu_model
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def machine() -> Dict[str, Any]:
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def save_result(name: str, result: Dict[str, Any]) -> pathlib.Path:
+    """Print the result as one JSON object and write it to bench/results/<name>.json."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    text = json.dumps(result, indent=2, sort_keys=True)
+    path.write_text(text + "\n")
+    print(text)
+    return path
