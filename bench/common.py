@@ -1,4 +1,5 @@
 """What every benchmark result carries: the machine it ran on, and where it is saved."""
+
 import json
 import os
 import pathlib

@@ -6,6 +6,7 @@ holds in `train_seconds`; everything else (controller, model builds, constraint 
 checkpoint writes, progress, the exports of a new best, the final report) is overhead.
 Usage: python bench/search_overhead.py [--steps N] [--max-iters N]
 """
+
 import ppnas  # noqa: F401  # isort: skip
 import argparse
 import statistics

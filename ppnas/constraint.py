@@ -1,17 +1,15 @@
 """The Constraint block: measure a candidate (FLOPs, params, table latency) and admit it or not.
 
-Units: `flops` as counted by `paddle.flops` (one multiply-add counts as one), `params` as a count of
-parameters, `latency` in the unit of the table's header (latency_855.txt: microseconds). Either bound may
-be absent. A candidate is measured BEFORE any training, on a model taking one image of `input_shape`.
+Units: `flops` as `paddle.flops` counts them (one multiply-add counts as one; latency.flops counts them so
+from the trace, without paddle.flops's forward pass), `params` as a count of parameters, `latency` in the
+unit of the table's header (latency_855.txt: microseconds). Either bound may be absent. A candidate is
+measured BEFORE any training, on a model taking one image of `input_shape`.
 """
 
-import contextlib
-import io
 import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-import numpy as np
 import paddle
 
 from ppnas.config import check_keys, number_or_text, resolve_path
@@ -41,20 +39,8 @@ class Measurement:
         return float(self.flops if ctype == "flops" else self.params)
 
 
-def count_flops(layer: paddle.nn.Layer, input_shape: Sequence[int]) -> float:
-    """FLOPs of one forward pass (paddle.flops; paddleslim's counter fails at 640 on paddle 2.6)."""
-    was_training = layer.training
-    layer.eval()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # paddle.flops prints a line per layer type
-            return float(paddle.flops(layer, list(input_shape), print_detail=False))
-    finally:
-        if was_training:
-            layer.train()
-
-
 def count_params(layer: paddle.nn.Layer) -> int:
-    return int(sum(int(np.prod(p.shape)) for p in layer.parameters()))
+    return sum(math.prod(p.shape) for p in layer.parameters())
 
 
 class Constraint:
@@ -116,12 +102,16 @@ class Constraint:
         return self.min_constraint is not None or self.max_constraint is not None
 
     def measure(self, layer: paddle.nn.Layer, input_shape: Sequence[int]) -> Measurement:
-        """FLOPs and params always; latency when a table is configured."""
-        measurement = Measurement(flops=count_flops(layer, input_shape), params=count_params(layer))
-        if self.table is not None:
-            from latency.estimate import estimate_latency
+        """FLOPs and params always; latency when a table is configured. FLOPs and latency keys come from one
+        shape-only trace of the model (latency.flops): no forward pass runs."""
+        from latency.flops import trace_with_flops
 
-            estimate = estimate_latency(layer, input_shape, self.table, missing=self.missing_keys)
+        traced, flops = trace_with_flops(layer, input_shape)
+        measurement = Measurement(flops=float(flops), params=count_params(layer))
+        if self.table is not None:
+            from latency.estimate import estimate_ops
+
+            estimate = estimate_ops(traced.ops(), self.table, missing=self.missing_keys)
             measurement.latency = estimate.total
             measurement.latency_unit = estimate.unit
             measurement.latency_ms = estimate.latency_ms

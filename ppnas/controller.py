@@ -14,6 +14,7 @@ What PaddleSlim gets wrong and this module mends (see ../shared/notes/DEPENDENCI
 import json
 import math
 import os
+import sys
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence
 
@@ -107,7 +108,19 @@ class LocalController:
         if not math.isfinite(reward):
             raise ControllerError(f"reward must be a finite number, got {reward}")
         with _own_rng(self):
-            self.sa.update([int(t) for t in tokens], float(reward), int(step), 1)
+            self.sa.update([int(t) for t in tokens], float(reward), min(int(step), self._last_warm_iter()), 1)
+
+    def _last_warm_iter(self) -> int:
+        """The last iteration whose temperature is still above 0.0 in floating point.
+
+        SAController divides by T0 * reduce_rate**iter, which underflows to 0.0 after a few thousand
+        rewards (about 4,600 at 0.85) and raises ZeroDivisionError; from there on the annealing is greedy
+        anyway, so the iteration it sees stops at the last one with a positive temperature.
+        """
+        rate, start = self.sa._reduce_rate, self.sa._init_temperature
+        if not 0.0 < rate < 1.0:
+            return 2**62
+        return int(math.log(sys.float_info.min / start) / math.log(rate))
 
     def info(self) -> Dict[str, Any]:
         best = self.sa.max_reward

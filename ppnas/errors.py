@@ -27,3 +27,7 @@ class TableError(PpnasError):
 
 class ControllerError(PpnasError):
     """The search controller (local or remote) cannot go on."""
+
+
+class SearchFinished(Exception):
+    """Not an error: a remote controller's server has all the rewards it wants, so the search ends."""

@@ -102,7 +102,7 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
         options.quiet, options.use_vdl, options.vdl_log_dir, options.save_dir, run_name=options.client_name
     )
     init_tokens = options.init_tokens or task.space.init_tokens()
-    with open_controller(options, task.space.range_table(), init_tokens, history) as controller:
+    with open_controller(options, task.space.range_table(), init_tokens, history, task.decode) as controller:
         result = run_search(task, controller, constraint, history, settings, observers)
     if result.best is None:
         print(f"no candidate was rewarded; see {history.path}")

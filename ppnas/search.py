@@ -27,16 +27,14 @@ import paddle
 
 from ppnas.constraint import Constraint, Measurement
 from ppnas.controller import Controller
-from ppnas.errors import ConstraintError, ControllerError
+from ppnas.errors import ConstraintError, ControllerError, SearchFinished
 from ppnas.history import CandidateRecord, History, best_record
 
 _logger = logging.getLogger(__name__)
 
+__all__ = ["SearchFinished", "SearchObserver", "SearchResult", "SearchSettings", "Task", "run_search"]
+
 IterCallback = Callable[[int, int, float], None]  # (iteration, total iterations, loss)
-
-
-class SearchFinished(Exception):
-    """Raised by a remote controller when the server has all the rewards it wants."""
 
 
 class Task(Protocol):

@@ -15,13 +15,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ppnas.controller import Controller, LocalController
-from ppnas.errors import ConfigError, PpnasError
+from ppnas.errors import ConfigError, SearchFinished
 from ppnas.history import History
 from ppnas.remote import RemoteController
-from ppnas.search import SearchFinished
 from ppnas.server import ControllerServer, ServerSettings, check_key, default_key
 from ppnas.service import LOCAL, Decoder, SearchService, ServiceSettings, catch_up
-from ppnas.spaces import build_space
 
 if TYPE_CHECKING:
     from ppnas.runner import SearchOptions
@@ -51,14 +49,8 @@ def controller_key(kind: str, space_name: str, server_key: Optional[str]) -> Tup
     return default_key(kind, space_name), True
 
 
-def space_decoder(space_name: str, range_table: Sequence[int], **space_kwargs: Any) -> Optional[Decoder]:
-    """Tokens -> structure dict for the records of stock clients (None if the space cannot be rebuilt)."""
-    try:
-        space = build_space(space_name, **space_kwargs)
-    except PpnasError:
-        return None
-    if list(space.range_table()) != list(range_table):
-        return None
+def space_decoder(space: Any) -> Decoder:
+    """Tokens -> structure dict, for the records of stock clients (which send no structure)."""
 
     def decode(tokens: Sequence[int]) -> Dict[str, Any]:
         arch = space.token2arch(list(tokens))[0]
@@ -101,12 +93,11 @@ def build_service(
     init_tokens: List[int],
     history: History,
     settings: Optional[ServiceSettings] = None,
-    space_kwargs: Optional[Dict[str, Any]] = None,
+    decode: Optional[Decoder] = None,
 ) -> SearchService:
     """The controller (resumed when options.resume_dir is set) behind the lock a server needs."""
     controller = local_controller(options, range_table, init_tokens)
     catch_up(controller, history)
-    decode = space_decoder(options.space_name, range_table, **(space_kwargs or {}))
     service = SearchService(controller, history, settings or ServiceSettings(options.search_steps), decode)
     if options.resume_dir:
         service.restore_leases()
@@ -122,7 +113,11 @@ def server_settings(options: "SearchOptions", **tuning: Any) -> ServerSettings:
 
 @contextmanager
 def open_controller(
-    options: "SearchOptions", range_table: List[int], init_tokens: List[int], history: History
+    options: "SearchOptions",
+    range_table: List[int],
+    init_tokens: List[int],
+    history: History,
+    decode: Optional[Decoder] = None,
 ) -> Iterator[Controller]:
     if not options.is_server:
         if not options.server_ip:
@@ -146,7 +141,7 @@ def open_controller(
         finally:
             controller.close()
         return
-    service = build_service(options, range_table, init_tokens, history)
+    service = build_service(options, range_table, init_tokens, history, decode=decode)
     server = ControllerServer(service, range_table, server_settings(options))
     server.start()
     finished = False

@@ -86,3 +86,11 @@ def test_non_finite_reward_is_refused():
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ControllerError, match="no controller checkpoint"):
         LocalController(RANGE, INIT).load(str(tmp_path))
+
+
+def test_long_searches_do_not_divide_by_a_zero_temperature():
+    controller = LocalController(RANGE, INIT, init_temperature=10.24, reduce_rate=0.85, seed=0)
+    controller.reward(controller.next_tokens(), 0.5, 1)
+    controller.reward(controller.next_tokens(), 0.4, 10_000)  # 0.85**10000 underflows to 0.0
+    assert controller.info()["best_reward"] == 0.5
+    assert controller.temperature > 0.0

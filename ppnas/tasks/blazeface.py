@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import paddle
 import yaml
+from paddle.io import DistributedBatchSampler
 from ppdet.data.reader import EvalReader, TrainReader
 from ppdet.data.source.widerface import WIDERFaceDataSet
 from ppdet.metrics.map_utils import DetectionMAP
@@ -282,17 +283,19 @@ class BlazeFaceTask:
         if self._train_loader is not None:
             return
         worker_num = int(self.cfg["worker_num"])
-        train_cfg = dict(self.cfg.get("TrainReader") or {})
-        train_cfg.pop("inputs_def", None)
-        self._train_loader = TrainReader(num_classes=self.num_classes, **train_cfg)(self.train_dataset, worker_num)
-        eval_cfg = dict(self.cfg.get("EvalReader") or {})
-        eval_cfg.pop("inputs_def", None)
-        reader = EvalReader(num_classes=self.num_classes, **eval_cfg)
-        # EvalReader drops a last partial batch unless it gets its own sampler: every image must count.
-        self.eval_dataset.check_or_download_dataset = lambda: None
+        self.train_dataset.parse_dataset()
         self.eval_dataset.parse_dataset()
-        sampler = paddle.io.BatchSampler(self.eval_dataset, batch_size=reader.batch_size, shuffle=False)
-        self._eval_loader = reader(self.eval_dataset, worker_num, batch_sampler=sampler)
+        train_cfg = {k: v for k, v in (self.cfg.get("TrainReader") or {}).items() if k != "inputs_def"}
+        train_reader = TrainReader(num_classes=self.num_classes, **train_cfg)
+        sampler = DistributedBatchSampler(
+            self.train_dataset, train_reader.batch_size, shuffle=train_reader.shuffle, drop_last=train_reader.drop_last
+        )
+        self._train_loader = _data_loader(train_reader, self.train_dataset, sampler, worker_num)
+        eval_cfg = {k: v for k, v in (self.cfg.get("EvalReader") or {}).items() if k != "inputs_def"}
+        eval_reader = EvalReader(num_classes=self.num_classes, **eval_cfg)
+        # every image counts: EvalReader's own sampler would drop a last partial batch
+        sampler = paddle.io.BatchSampler(self.eval_dataset, batch_size=eval_reader.batch_size, shuffle=False)
+        self._eval_loader = _data_loader(eval_reader, self.eval_dataset, sampler, worker_num)
 
     def _optimizer(self, model: BlazeFace, steps_per_epoch: int) -> paddle.optimizer.Optimizer:
         lr_cfg = copy.deepcopy(self.cfg.get("LearningRate") or {"base_lr": 0.01, "schedulers": []})
@@ -308,8 +311,8 @@ class BlazeFaceTask:
         model.train()
         iteration, epoch = 0, 0
         while iteration < self.max_iters:
-            loader._batch_sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every run
-            for data in loader.dataloader:
+            loader.batch_sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every run
+            for data in loader:
                 loss = model(data)["loss"]
                 value = float(loss)
                 if not np.isfinite(value):
@@ -331,7 +334,7 @@ class BlazeFaceTask:
         metric = DetectionMAP(class_num=1, overlap_thresh=0.5, map_type="integral", catid2name={0: "face"})
         model.eval()
         with paddle.no_grad():
-            for data in self._eval_loader.dataloader:
+            for data in self._eval_loader:
                 out = model(data)
                 bboxes = out["bbox"].numpy()
                 counts = out["bbox_num"].numpy()
@@ -348,6 +351,25 @@ class BlazeFaceTask:
         metric.accumulate()
         model.train()
         return float(metric.get_map())
+
+
+def _data_loader(reader: Any, dataset: WIDERFaceDataSet, batch_sampler: Any, worker_num: int) -> paddle.io.DataLoader:
+    """ppdet's reader pipeline (dataset, sample and batch transforms) in a paddle DataLoader.
+
+    Not `reader(dataset, worker_num)`: that starts an iterator at once, whose prefetch thread draws from
+    the global RNGs (random flips, distortions) while the search seeds them, so the first candidate of a
+    seeded search would differ from run to run. Without workers, transforms run in this thread, in order.
+    """
+    dataset.set_transform(reader._sample_transforms)
+    dataset.set_kwargs(**reader.kwargs)
+    return paddle.io.DataLoader(
+        dataset,
+        batch_sampler=batch_sampler,
+        collate_fn=reader._batch_transforms,
+        num_workers=worker_num,
+        use_buffer_reader=worker_num > 0,
+        return_list=False,
+    )
 
 
 def with_search_defaults(cfg: Mapping[str, Any]) -> Dict[str, Any]:

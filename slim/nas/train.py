@@ -85,6 +85,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         server_ip=slim["NAS_ADDRESS"],
         server_port=slim["NAS_PORT"],
         server_key=slim["NAS_KEY"],
+        client_retry_seconds=float(slim["NAS_CLIENT_RETRY_SECONDS"]),
         seed=slim["NAS_SEED"],
         resume_dir=args.resume,
         client_name="local" if slim["NAS_IS_SERVER"] else f"{socket.gethostname()}-{os.getpid()}",

@@ -1,0 +1,102 @@
+"""What the latency tools need of a search config: its space, input shape, table, and one measurable
+model (a `nn.Layer` taking one image) per token list or published structure.
+
+Detection configs are built with the detection task's own functions (ppnas.tasks.blazeface) but without
+its datasets, so pricing a candidate needs no data; segmentation configs go through the DeepLab task.
+"""
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+import paddle
+
+from ppnas.config import load_config, merge, parse_overrides, resolve_path
+from ppnas.errors import ConfigError
+
+
+@dataclass
+class CandidateSource:
+    space_name: str
+    input_shape: List[int]
+    range_table: List[int]
+    init_tokens: List[int]
+    table_file: Optional[str]
+    missing_keys: str
+    decode: Callable[[Sequence[int]], Dict[str, Any]]
+    measurable: Callable[[Sequence[int]], paddle.nn.Layer]
+    measurable_structure: Optional[Callable[[Mapping[str, Any]], paddle.nn.Layer]] = None
+
+    def set_input_size(self, size: int) -> None:
+        self.input_shape = [1, 3, int(size), int(size)]
+
+    def sample_tokens(self, count: int, seed: int = 0) -> List[List[int]]:
+        """`count` distinct random token lists (the init tokens first), reproducible with `seed`."""
+        rng = random.Random(seed)
+        out: List[List[int]] = []
+        tokens = list(self.init_tokens)
+        while len(out) < min(count, math.prod(self.range_table)):
+            if tokens not in out:
+                out.append(tokens)
+            tokens = [rng.randrange(upper) for upper in self.range_table]
+        return out
+
+
+def load_candidates(path: str, overrides: Sequence[str] = ()) -> CandidateSource:
+    """From a search config file and `-o key=value` overrides (a SLIM block marks a segmentation config)."""
+    cfg = load_config(path)
+    if "SLIM" in cfg:
+        return _segmentation(path, overrides)
+    return _detection(merge(cfg, parse_overrides(overrides)))
+
+
+def _detection(cfg: Mapping[str, Any]) -> CandidateSource:
+    from ppnas.spaces import build_space
+    from ppnas.tasks.blazeface import BlazeFaceForward, build_blazeface, with_search_defaults
+
+    cfg = with_search_defaults(cfg)
+    space = build_space(cfg["search_space"], kernel_choices=cfg["kernel_choices"])
+    if not hasattr(space, "decode"):
+        raise ConfigError(f"search_space {cfg['search_space']} is not a BlazeFace space: use BlazeFaceNasSpace")
+    block = cfg.get("Constraint") or {}
+
+    def from_structure(structure: Mapping[str, Any]) -> paddle.nn.Layer:
+        return BlazeFaceForward(build_blazeface(structure, cfg))
+
+    return CandidateSource(
+        space_name=cfg["search_space"],
+        input_shape=[1, 3, int(cfg["input_size"]), int(cfg["input_size"])],
+        range_table=list(space.range_table()),
+        init_tokens=list(space.init_tokens()),
+        table_file=resolve_path(cfg, block.get("table_file")),
+        missing_keys=block.get("missing_keys", "error"),
+        decode=lambda tokens: dict(space.decode(tokens)),
+        measurable=lambda tokens: from_structure(space.decode(tokens)),
+        measurable_structure=from_structure,
+    )
+
+
+def _segmentation(path: str, overrides: Sequence[str]) -> CandidateSource:
+    from ppnas.seg_config import load_seg_config
+    from ppnas.tasks.deeplab import DeepLabTask
+
+    pairs = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override '{item}' has no '=': write -o KEY=VALUE, e.g. -o SLIM.NAS_CONSTRAINT_MAX=5000")
+        pairs += [key.strip(), value]
+    seg = load_seg_config(path, pairs)
+    task = DeepLabTask(seg)
+    constraint = seg.constraint()
+    return CandidateSource(
+        space_name=task.space_name,
+        input_shape=list(task.input_shape),
+        range_table=list(task.space.range_table()),
+        init_tokens=list(task.space.init_tokens()),
+        table_file=constraint.table_file,
+        missing_keys=constraint.missing_keys,
+        decode=task.decode,
+        measurable=lambda tokens: task.measurable(task.build(tokens)),
+    )

@@ -1,0 +1,306 @@
+"""The state a controller server guards: PaddleSlim's SAController, candidate leases, the shared history.
+
+Every change happens under one lock, and a request is answered only once a checkpoint holds it: the
+SANAS checkpoint written by LocalController.save and the open leases in `ppnas_leases.json`. Handing
+tokens out is a change too, so a server killed and restarted with -r never hands the same tokens out twice.
+
+A lease is the server's promise that a candidate is being evaluated. It ends with the candidate's
+reward or record. A ppnas client renews it with heartbeats; a stock PaddleSlim client cannot, so its
+lease lasts `lease_seconds`, or three times the longest candidate seen so far (48 hours, PaddleSlim's own
+patience, before any). An expired lease is recorded as `failed`: a client killed mid-candidate loses
+that candidate only.
+"""
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+from ppnas.controller import LocalController
+from ppnas.errors import ControllerError
+from ppnas.history import CandidateRecord, History
+
+_logger = logging.getLogger(__name__)
+
+LEASES_FILE = "ppnas_leases.json"
+STOCK_PATIENCE_SECONDS = 172800.0  # PaddleSlim's ControllerServer._compare_time before any step was timed
+STOCK_LEASE_FACTOR = 3.0
+BEAT = "beat"  # a ppnas client that sends heartbeats
+STOCK = "stock"  # a PaddleSlim client: no heartbeats, no name until its reward
+LOCAL = "local"  # the search loop of the server's own process: never expires
+
+Decoder = Callable[[Sequence[int]], Dict[str, Any]]
+
+
+class NoTokensYet(Exception):
+    """Every unseen neighbour of the current candidate is taken, but a candidate still out may move the search."""
+
+
+@dataclass
+class ServiceSettings:
+    search_steps: int
+    beat_timeout: float = 30.0  # a ppnas client silent this long has lost its candidate
+    lease_seconds: Optional[float] = None  # a stock client's candidate; None: adaptive (see module doc)
+
+
+@dataclass
+class Lease:
+    tokens: List[int]
+    client: Optional[str]
+    kind: str
+    issued: float
+    last_seen: float
+
+
+class SearchService:
+    """Thread-safe search state shared by the TCP server and the in-process search loop."""
+
+    def __init__(
+        self,
+        controller: LocalController,
+        history: History,
+        settings: ServiceSettings,
+        decode: Optional[Decoder] = None,
+    ) -> None:
+        self.controller = controller
+        self.history = history
+        self.settings = settings
+        self.decode = decode
+        self.lock = threading.RLock()
+        records = history.read()
+        trained = [r for r in records if r.get("status") == "trained"]
+        self.trained = len(trained)
+        self.rewarded = {str([int(t) for t in r["tokens"]]) for r in trained}
+        self.reported = {str([int(t) for t in r["tokens"]]) for r in records if r.get("status") != "trained"}
+        self.records_written = len(records)
+        self.leases: Dict[str, Lease] = {}
+        self.longest_candidate = 0.0
+        self.failure: Optional[str] = None  # why no more tokens can be handed out (space exhausted)
+        self._exhausted_at: Optional[tuple] = None  # the annealing state that had no unseen neighbour left
+        self._version = 0  # state changes so far
+        self._saved_version = 0  # of which the last checkpoint holds
+        self._save_lock = threading.Lock()
+
+    # --- state ------------------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.trained >= self.settings.search_steps or self.failure is not None
+
+    def drained(self) -> bool:
+        """Finished, and no candidate is still being evaluated."""
+        self.expire()
+        with self.lock:
+            return self.finished and not self.leases
+
+    def info(self) -> Dict[str, Any]:
+        with self.lock:
+            info = self.controller.info()
+            now = time.time()
+            leases = [
+                {"tokens": lease.tokens, "client": lease.client, "seconds": now - lease.issued}
+                for lease in self.leases.values()
+            ]
+            info.update(trained=self.trained, search_steps=self.settings.search_steps, leases=leases)
+            return info
+
+    # --- requests ---------------------------------------------------------------------------------
+    def next_tokens(self, client: Optional[str], kind: str) -> Optional[List[int]]:
+        """Tokens to evaluate, leased to `client`; None once the search is finished."""
+        with self._changing():
+            self._expire_locked()
+            if self.failure is not None:
+                raise ControllerError(self.failure)
+            if self.finished:
+                return None
+            state = (str(self.controller.sa._tokens), len(self.controller.sa._searched))
+            if state == self._exhausted_at:  # nothing moved since the last vain draw: do not redo 50000 tries
+                raise NoTokensYet()
+            try:
+                tokens = self.controller.next_tokens()
+            except ControllerError as err:
+                if not self.leases:
+                    self.failure = str(err)
+                    raise
+                self._exhausted_at = state
+                raise NoTokensYet() from None
+            now = time.time()
+            self.leases[str(tokens)] = Lease(tokens, client, kind, issued=now, last_seen=now)
+            self._version += 1
+            return tokens
+
+    def reward(
+        self, client: str, tokens: List[int], reward: float, step: int, record: Optional[CandidateRecord], write: bool
+    ) -> bool:
+        """Apply a reward once; False when these tokens were already rewarded (a resent message)."""
+        with self._changing():
+            key = str(tokens)
+            if key in self.rewarded:
+                return False
+            # the temperature follows the search's total count of rewards (PaddleSlim: client_num * iter)
+            self.controller.reward(tokens, reward, self.trained + 1)
+            self.trained += 1
+            self.rewarded.add(key)
+            lease = self.leases.pop(key, None)
+            seconds = time.time() - lease.issued if lease else 0.0
+            self.longest_candidate = max(self.longest_candidate, seconds)
+            if write:
+                if record is None:  # a stock client: record what the server knows
+                    record = CandidateRecord(
+                        tokens, "trained", self._structure(tokens), step=step, reward=reward, seconds=seconds
+                    )
+                record.client = client
+                record.structure = record.structure or self._structure(tokens)
+                record.seconds = record.seconds or seconds
+                self.history.append(record)
+                self.records_written += 1
+            self._version += 1
+            return True
+
+    def add_record(self, record: CandidateRecord) -> bool:
+        """A client's rejected or failed candidate; False when already recorded."""
+        with self._changing():
+            key = str(record.tokens)
+            self.leases.pop(key, None)
+            if key in self.reported or key in self.rewarded:
+                return False
+            self._append_unrewarded(record)
+            return True
+
+    def beat(self, client: str, tokens: List[int]) -> bool:
+        with self.lock:
+            lease = self.leases.get(str(tokens))
+            if lease is None or lease.client != client:
+                return False
+            lease.last_seen = time.time()
+            return True
+
+    def local_line_written(self, tokens: Sequence[int]) -> None:
+        """The server process's own search loop appended the history line of `tokens` itself."""
+        with self._changing():
+            self.leases.pop(str([int(t) for t in tokens]), None)
+            self.records_written += 1
+            self._version += 1
+
+    def expire(self) -> None:
+        """Record as failed every candidate whose client stopped answering."""
+        with self._changing():
+            self._expire_locked()
+
+    # --- internals --------------------------------------------------------------------------------
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Change the state under the lock, then return only once a checkpoint holds the change.
+
+        Group commit: one checkpoint covers every change made before it, so clients that arrive together
+        share its fsyncs instead of queueing one checkpoint each.
+        """
+        try:
+            with self.lock:
+                yield
+        finally:
+            self._persist()
+
+    def _persist(self) -> None:
+        with self._save_lock:
+            if self._saved_version == self._version:
+                return  # a checkpoint written meanwhile holds our change
+            with self.lock:
+                version = self._version
+                self._write_checkpoint()
+            self._saved_version = version
+
+    def _expire_locked(self) -> None:
+        now = time.time()
+        for key, lease in list(self.leases.items()):
+            limit = self._limit(lease)
+            if now - (lease.last_seen if lease.kind == BEAT else lease.issued) <= limit:
+                continue
+            del self.leases[key]
+            who = lease.client or "a PaddleSlim client"
+            _logger.warning("candidate %s of %s: no news for %.0f s, recorded as failed", lease.tokens, who, limit)
+            reason = f"lease expired: {who} sent no reward or heartbeat for {limit:.0f} s (client lost)"
+            record = CandidateRecord(
+                lease.tokens,
+                "failed",
+                self._structure(lease.tokens),
+                seconds=now - lease.issued,
+                client=lease.client or "paddleslim",
+                reason=reason,
+            )
+            self._append_unrewarded(record)
+
+    def _limit(self, lease: Lease) -> float:
+        if lease.kind == LOCAL:
+            return math.inf
+        if lease.kind == BEAT:
+            return self.settings.beat_timeout
+        if self.settings.lease_seconds is not None:
+            return self.settings.lease_seconds
+        if self.longest_candidate > 0:
+            return STOCK_LEASE_FACTOR * self.longest_candidate
+        return STOCK_PATIENCE_SECONDS
+
+    def _append_unrewarded(self, record: CandidateRecord) -> None:
+        self.controller.replay(asdict(record))  # remembered as searched: never handed out again
+        self.reported.add(str(record.tokens))
+        self.history.append(record)
+        self.records_written += 1
+        self._version += 1
+
+    def _structure(self, tokens: Sequence[int]) -> Dict[str, Any]:
+        if self.decode is None:
+            return {}
+        try:
+            return dict(self.decode(tokens))
+        except Exception as err:  # a structure is a convenience: a space that cannot decode must not stop us
+            _logger.warning("cannot decode %s: %s", list(tokens), err)
+            return {}
+
+    def _write_checkpoint(self) -> None:
+        self.controller.save(self.records_written)
+        if self.controller.checkpoint_dir:
+            leases = [
+                {"tokens": lease.tokens, "client": lease.client, "kind": lease.kind} for lease in self.leases.values()
+            ]
+            state = {"leases": leases, "longest_candidate": self.longest_candidate}
+            path = os.path.join(self.controller.checkpoint_dir, LEASES_FILE)
+            with open(path + ".tmp", "w", encoding="utf-8") as f:  # no fsync: leases only help after a crash
+                json.dump(state, f)
+            os.replace(path + ".tmp", path)
+
+    def restore_leases(self) -> None:
+        """On resume: leases open when a killed server last saved; their clients get a fresh timer to report."""
+        directory = self.controller.checkpoint_dir
+        path = os.path.join(directory, LEASES_FILE) if directory else ""
+        if not path or not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        now = time.time()
+        self.longest_candidate = float(state.get("longest_candidate", 0.0))
+        for item in state.get("leases", []):
+            tokens = [int(t) for t in item["tokens"]]
+            if str(tokens) in self.rewarded or str(tokens) in self.reported or item["kind"] == LOCAL:
+                continue
+            self.leases[str(tokens)] = Lease(tokens, item["client"], item["kind"], issued=now, last_seen=now)
+
+
+def catch_up(controller: LocalController, history: History) -> None:
+    """Replay the history lines written after the last checkpoint (a kill fell between the two).
+
+    Rewards are replayed with the search's running count of rewards, as SearchService applied them.
+    """
+    records = history.read()
+    done = sum(1 for r in records[: controller.records_written] if r.get("status") == "trained")
+    for record in records[controller.records_written :]:
+        if record.get("status") == "trained":
+            done += 1
+            controller.reward([int(t) for t in record["tokens"]], float(record["reward"]), done)
+        else:
+            controller.replay(record)
+    controller.records_written = len(records)

@@ -1,0 +1,139 @@
+"""The controller alone (no training) for the detection or the segmentation search; clients join it.
+
+    python tools/nas_server.py -c CONFIG [--port P] [-o key=value ...] [-r SAVE_DIR]
+
+Detection configs give search_space, kernel_choices, search_steps, init_temperature, reduce_rate,
+init_tokens, server_ip, server_port, server_key, seed, save_dir; segmentation configs (a `SLIM:` block)
+give SLIM.NAS_SPACE_NAME, NAS_SEARCH_STEPS, NAS_ADDRESS, NAS_PORT, NAS_KEY, NAS_SEED. Other keys are
+the clients' business and are not checked here. The server binds to server_ip (127.0.0.1 when empty),
+writes <save_dir>/history.jsonl and the SANAS checkpoint, and leaves once the search is done; -r resumes.
+"""
+
+import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
+import argparse
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+from ppnas.cli import run_main
+from ppnas.config import load_config, merge, parse_overrides
+from ppnas.errors import ConfigError
+from ppnas.history import History
+from ppnas.runner import SearchOptions
+from ppnas.server import ControllerServer
+from ppnas.service import ServiceSettings
+from ppnas.serving import build_service, server_settings, space_decoder
+from ppnas.spaces import build_space
+
+SEG_SAVE_DIR = "output/deeplabv3p_nas"
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="the search config the clients use")
+    parser.add_argument("--port", type=int, default=None, help="listen on this port (0: a free one, printed)")
+    parser.add_argument(
+        "-o", "--opt", nargs="+", default=[], help="override keys: -o server_ip=0.0.0.0 SLIM.NAS_PORT=0"
+    )
+    parser.add_argument("-r", "--resume_checkpoint", default=None, help="save_dir of a search to resume")
+    parser.add_argument("--save_dir", default=None, help="where history and checkpoint go (default: the config's)")
+    parser.add_argument(
+        "--beat_timeout", type=float, default=30.0, help="a ppnas client silent this long lost its candidate"
+    )
+    parser.add_argument("--lease_seconds", type=float, default=None, help="a PaddleSlim client's candidate time limit")
+    parser.add_argument(
+        "--linger_seconds", type=float, default=10.0, help="answer 'search finished' this long at the end"
+    )
+    parser.add_argument(
+        "--request_timeout", type=float, default=10.0, help="a connection must send its request within this"
+    )
+    return parser.parse_args(argv)
+
+
+def _detection_options(cfg: Dict[str, Any], args: argparse.Namespace) -> Tuple[SearchOptions, Dict[str, Any]]:
+    from ppnas.tasks.blazeface import SEARCH_KEYS
+
+    cfg = {**SEARCH_KEYS, **cfg}
+    options = SearchOptions(
+        space_name=cfg["search_space"],
+        search_steps=int(cfg["search_steps"]),
+        save_dir=cfg["save_dir"],
+        config_path=args.config,
+        kind="detection",
+        init_temperature=cfg["init_temperature"],
+        reduce_rate=float(cfg["reduce_rate"]),
+        init_tokens=cfg["init_tokens"],
+        server_ip=cfg["server_ip"] or "",
+        server_port=int(cfg["server_port"]),
+        server_key=cfg["server_key"],
+        seed=cfg["seed"],
+    )
+    return options, {"kernel_choices": cfg["kernel_choices"]}
+
+
+def _segmentation_options(args: argparse.Namespace) -> Tuple[SearchOptions, Dict[str, Any]]:
+    from ppnas.seg_config import load_seg_config
+
+    pairs: List[str] = []
+    for item in args.opt:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' has no '=': write -o SLIM.NAS_PORT=0")
+        pairs += item.split("=", 1)
+    slim = load_seg_config(args.config, pairs).slim
+    options = SearchOptions(
+        space_name=slim["NAS_SPACE_NAME"],
+        search_steps=int(slim["NAS_SEARCH_STEPS"]),
+        save_dir=SEG_SAVE_DIR,
+        config_path=args.config,
+        kind="segmentation",
+        server_ip=slim["NAS_ADDRESS"] or "",
+        server_port=int(slim["NAS_PORT"]),
+        server_key=slim["NAS_KEY"],
+        seed=slim["NAS_SEED"],
+    )
+    return options, {}
+
+
+def search_options(args: argparse.Namespace) -> Tuple[SearchOptions, Dict[str, Any]]:
+    """SearchOptions (and the space's keyword arguments) of either kind of config."""
+    raw = load_config(args.config)
+    if "SLIM" in raw or "_base_" in raw:  # PaddleSeg-style: the segmentation search
+        options, space_kwargs = _segmentation_options(args)
+    else:
+        options, space_kwargs = _detection_options(merge(raw, parse_overrides(args.opt)), args)
+    if args.port is not None:
+        options.server_port = args.port
+    if args.save_dir:
+        options.save_dir = args.save_dir
+    if args.resume_checkpoint:
+        if not os.path.isdir(args.resume_checkpoint):
+            raise ConfigError(f"resume directory not found: {args.resume_checkpoint}")
+        options.save_dir = options.resume_dir = args.resume_checkpoint
+    return options, space_kwargs
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    options, space_kwargs = search_options(args)
+    space = build_space(options.space_name, **space_kwargs)
+    os.makedirs(options.save_dir, exist_ok=True)
+    history = History.in_dir(options.save_dir)
+    if not options.resume_dir and history.read():
+        raise ConfigError(
+            f"save_dir {options.save_dir} already holds a search: resume it with -r {options.save_dir}, "
+            f"or set another save_dir"
+        )
+    init_tokens = options.init_tokens or space.init_tokens()
+    settings = ServiceSettings(options.search_steps, beat_timeout=args.beat_timeout, lease_seconds=args.lease_seconds)
+    service = build_service(options, space.range_table(), init_tokens, history, settings, space_decoder(space))
+    tuning = {"linger_seconds": args.linger_seconds, "request_timeout": args.request_timeout}
+    server = ControllerServer(service, space.range_table(), server_settings(options, **tuning))
+    server.start()
+    print(f"search: {options.space_name}, {service.trained}/{options.search_steps} rewards, writing {history.path}")
+    server.serve_until_done()
+    info = service.info()
+    print(f"search finished: {service.trained} rewards; best reward {info['best_reward']} tokens {info['best_tokens']}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
