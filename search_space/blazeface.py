@@ -21,17 +21,6 @@ DOUBLE_FILTER_NUM = [8, 12, 16, 24, 32, 40, 48, 64, 72, 80, 88, 96]
 INIT_TOKENS = [2, 1, 3, 8, 2, 1, 2, 1, 1]
 
 
-class BlazeNetStructure(dict):
-    """The decoded structure: exactly the keyword arguments of PaddleDetection 2.x `BlazeNet`
-    (blaze_filters, double_blaze_filters, use_5x5kernel), plus the two output channel counts."""
-
-    @property
-    def out_channels(self) -> List[int]:
-        """Channels of the stride-8 and stride-16 feature maps (BlazeNeck.in_channel, FaceHead.in_channels)."""
-        doubles = self["double_blaze_filters"]
-        return [doubles[0][2], doubles[-1][2]]
-
-
 @SEARCHSPACE.register
 class BlazeFaceNasSpace(SearchSpaceBase):
     def __init__(
@@ -71,12 +60,13 @@ class BlazeFaceNasSpace(SearchSpaceBase):
             len(self.use_5x5),
         ]
 
-    def decode(self, tokens: Sequence[int]) -> BlazeNetStructure:
+    def decode(self, tokens: Sequence[int]) -> Dict[str, Any]:
+        """Exactly the keyword arguments of PaddleDetection 2.x `BlazeNet` that the tokens choose."""
         t = check_tokens(list(tokens), self.range_table(), type(self).__name__)
         b1, b2 = self.num1[t[0]], self.num2[t[1]]
         d1, d2 = DOUBLE_FILTER_NUM[t[2]], DOUBLE_FILTER_NUM[t[3]]
         m = [MID_FILTER_NUM[i] for i in t[4:8]]
-        return BlazeNetStructure(
+        return dict(
             blaze_filters=[[b1, b1], [b1, b2, 2], [b2, b2]],
             double_blaze_filters=[[b2, m[0], d1, 2], [d1, m[1], d1], [d1, m[2], d2, 2], [d2, m[3], d2]],
             use_5x5kernel=bool(self.use_5x5[t[8]]),

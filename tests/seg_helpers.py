@@ -44,3 +44,20 @@ def make_tiny_config(folder: pathlib.Path, **top: Any) -> pathlib.Path:
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
     return path
+
+
+# the trailing KEY VALUE pairs of the issue's command line
+ISSUE_PAIRS = [
+    "SLIM.NAS_PORT",
+    "23333",
+    "SLIM.NAS_ADDRESS",
+    "",
+    "SLIM.NAS_SEARCH_STEPS",
+    "2",
+    "SLIM.NAS_START_EVAL_EPOCH",
+    "-1",
+    "SLIM.NAS_IS_SERVER",
+    "True",
+    "SLIM.NAS_SPACE_NAME",
+    "MobileNetV2SpaceSeg",
+]

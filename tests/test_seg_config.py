@@ -4,7 +4,7 @@ import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import os
 
 import pytest
-from seg_helpers import make_tiny_config
+from seg_helpers import ISSUE_PAIRS, make_tiny_config
 
 from ppnas.errors import ConfigError
 from ppnas.seg_config import SLIM_DEFAULTS, apply_overrides, load_seg_config, parse_override_pairs, parse_value
@@ -48,22 +48,7 @@ def test_unknown_key_is_rejected_naming_it():
 
 def test_issue_command_overrides(tmp_path):
     path = make_tiny_config(tmp_path)
-    pairs = [
-        "SLIM.NAS_PORT",
-        "23333",
-        "SLIM.NAS_ADDRESS",
-        "",
-        "SLIM.NAS_SEARCH_STEPS",
-        "2",
-        "SLIM.NAS_START_EVAL_EPOCH",
-        "-1",
-        "SLIM.NAS_IS_SERVER",
-        "True",
-        "SLIM.NAS_SPACE_NAME",
-        "MobileNetV2SpaceSeg",
-        "batch_size",
-        "2",
-    ]
+    pairs = [*ISSUE_PAIRS, "batch_size", "2"]
     seg = load_seg_config(str(path), pairs)
     assert seg.slim["NAS_PORT"] == 23333 and seg.slim["NAS_ADDRESS"] == ""
     assert seg.slim["NAS_SEARCH_STEPS"] == 2 and seg.slim["NAS_START_EVAL_EPOCH"] == -1

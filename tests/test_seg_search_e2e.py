@@ -8,25 +8,11 @@ import sys
 
 import paddle
 import pytest
-from seg_helpers import make_tiny_config
+from seg_helpers import ISSUE_PAIRS, make_tiny_config
 
 from ppnas.seg_config import config_with_model, paddleseg_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-ISSUE_PAIRS = [
-    "SLIM.NAS_PORT",
-    "23333",
-    "SLIM.NAS_ADDRESS",
-    "",
-    "SLIM.NAS_SEARCH_STEPS",
-    "2",
-    "SLIM.NAS_START_EVAL_EPOCH",
-    "-1",
-    "SLIM.NAS_IS_SERVER",
-    "True",
-    "SLIM.NAS_SPACE_NAME",
-    "MobileNetV2SpaceSeg",
-]
 
 
 def _run(args, timeout=300):
