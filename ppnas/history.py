@@ -79,6 +79,11 @@ class History:
         return [r for r in self.read() if r.get("status") == "trained"]
 
 
+def steps_done(records: List[Dict[str, Any]], client: str) -> int:
+    """How many candidates `client` has had rewarded: the search steps it has used up."""
+    return sum(1 for r in records if r.get("status") == "trained" and r.get("client") == client)
+
+
 def best_record(records: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     """The trained record with the highest reward (earliest wins ties)."""
     trained = [r for r in records if r.get("status") == "trained" and r.get("reward") is not None]

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 
 from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError, PpnasError
-from ppnas.history import History
+from ppnas.history import History, steps_done
 from ppnas.search import SearchResult, SearchSettings, Task, run_search
 from ppnas.serving import open_controller
 
@@ -87,7 +87,7 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
     history = History.in_dir(options.save_dir)
     _check_save_dir(options, history)
     if options.resume_dir:
-        done = sum(1 for r in history.read() if r.get("status") == "trained" and r.get("client") == options.client_name)
+        done = steps_done(history.read(), options.client_name)
         print(f"resuming the search in {options.save_dir}: {done}/{options.search_steps} steps done")
     _write_meta(task, options, constraint)
     settings = SearchSettings(

@@ -28,7 +28,7 @@ import paddle
 from ppnas.constraint import Constraint, Measurement
 from ppnas.controller import Controller
 from ppnas.errors import ConstraintError, ControllerError, SearchFinished
-from ppnas.history import CandidateRecord, History, best_record
+from ppnas.history import CandidateRecord, History, best_record, steps_done
 
 _logger = logging.getLogger(__name__)
 
@@ -121,13 +121,13 @@ def run_search(
     """Run (or resume) a search until `settings.search_steps` candidates have been rewarded."""
     notify = _Notifier(observers)
     records = history.read()
-    steps_done = sum(1 for r in records if r.get("status") == "trained" and r.get("client") == settings.client)
+    done = steps_done(records, settings.client)
     best = best_record(records)
     exported: List[str] = []
-    notify.on_start(settings.search_steps, steps_done)
+    notify.on_start(settings.search_steps, done)
     rejected_values: List[float] = []
     failures = 0
-    while steps_done < settings.search_steps:
+    while done < settings.search_steps:
         try:
             tokens = controller.next_tokens()
         except SearchFinished:
@@ -135,10 +135,10 @@ def run_search(
             break
         if settings.seed is not None:
             seed_everything(settings.seed + len(records))
-        record, model, measured = _evaluate_candidate(task, constraint, tokens, steps_done + 1, settings, notify)
+        record, model, measured = _evaluate_candidate(task, constraint, tokens, done + 1, settings, notify)
         if record.status == "trained":
             controller.reward(tokens, float(record.reward), record.step)
-            steps_done += 1
+            done += 1
             rejected_values, failures = [], 0
         elif record.status == "rejected":
             rejected_values.append(measured)
@@ -158,7 +158,7 @@ def run_search(
             )
         if failures >= settings.max_failures:
             raise ControllerError(f"{failures} candidates in a row failed to train; the last reason: {record.reason}")
-    result = SearchResult(steps_done=steps_done, best=best, exported=exported)
+    result = SearchResult(steps_done=done, best=best, exported=exported)
     notify.on_end(result)
     return result
 
