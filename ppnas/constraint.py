@@ -97,10 +97,6 @@ class Constraint:
             self._table = LatencyTable.load(self.table_file)
         return self._table
 
-    @property
-    def active(self) -> bool:
-        return self.min_constraint is not None or self.max_constraint is not None
-
     def measure(self, layer: paddle.nn.Layer, input_shape: Sequence[int]) -> Measurement:
         """FLOPs and params always; latency when a table is configured. FLOPs and latency keys come from one
         shape-only trace of the model (latency.flops): no forward pass runs."""

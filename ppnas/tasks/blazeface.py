@@ -245,10 +245,6 @@ class BlazeFaceTask:
         self._train_loader = None
         self._eval_loader = None
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "BlazeFaceTask":
-        return cls(with_search_defaults(cfg))
-
     # --- the Task protocol -------------------------------------------------------------------------
     def decode(self, tokens: Sequence[int]) -> Dict[str, Any]:
         return dict(self.space.token2arch(list(tokens))[0])

@@ -26,7 +26,7 @@ import search_space  # noqa: F401  # registers MobileNetV2SegBackbone in PaddleS
 from ppnas import paddleseg_compat
 from ppnas.errors import ConfigError, DataError, SearchSpaceError
 from ppnas.search import IterCallback
-from ppnas.seg_config import SegConfig, iters_for, paddleseg_config, split_config
+from ppnas.seg_config import SegConfig, iters_for, paddleseg_config
 from ppnas.spaces import build_space
 from search_space.mobilenetv2_seg import MobileNetV2SegArch
 
@@ -111,11 +111,6 @@ class DeepLabTask:
         self.quiet = quiet
         self.train_dataset, self.val_dataset = self._datasets()
         self._built: Optional[Tuple[paddle.nn.Layer, Any]] = None  # the last model and the Config that built it
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "DeepLabTask":
-        """From a loaded config dict (PaddleSeg keys + SLIM block)."""
-        return cls(split_config(cfg))
 
     def _datasets(self) -> Tuple[paddle.io.Dataset, paddle.io.Dataset]:
         """Built once, so a wrong path stops the search before the first candidate."""
