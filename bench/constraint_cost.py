@@ -37,7 +37,7 @@ from latency.flops import count_flops
 from latency.opkeys import program_ops
 from ppnas.config import load_config
 from ppnas.constraint import Constraint
-from ppnas.tasks.blazeface import build_blazeface, with_search_defaults
+from ppnas.tasks.detection import build_blazeface, with_search_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")

@@ -70,7 +70,7 @@ def _timed(samples: Dict[str, List[float]], name: str, call: Any) -> Any:
 
 def _rtt_worker(flavour: str, port: int, index: int, ready: Any, seconds: float, think: float, queue: Any) -> None:
     """One client: next_tokens -> (`think` s of "training") -> reward -> info, for `seconds`, every call timed."""
-    from ppnas.remote import RemoteController
+    from ppnas.distributed.client import RemoteController
 
     samples: Dict[str, List[float]] = {"next": [], "reward": [], "info": []}
     name = f"bench-{index}"

@@ -19,8 +19,8 @@ from ppnas.config import load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
 from ppnas.demo.wider import make_wider_demo
 from ppnas.history import History
-from ppnas.runner import SearchOptions, run_task
-from ppnas.tasks.blazeface import BlazeFaceTask, with_search_defaults
+from ppnas.sanas.runner import SearchOptions, run_task
+from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
 DEMO = "configs/demo/blazeface_demo.yml"
 

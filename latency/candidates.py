@@ -1,7 +1,7 @@
 """What the latency tools need of a search config: its space, input shape, table, and one measurable
 model (a `nn.Layer` taking one image) per token list or published structure.
 
-Detection configs are built with the detection task's own functions (ppnas.tasks.blazeface) but without
+Detection configs are built with the detection task's own functions (ppnas.tasks.detection) but without
 its datasets, so pricing a candidate needs no data; segmentation configs go through the DeepLab task.
 """
 
@@ -53,7 +53,7 @@ def load_candidates(path: str, overrides: Sequence[str] = ()) -> CandidateSource
 
 def _detection(cfg: Mapping[str, Any]) -> CandidateSource:
     from ppnas.spaces import build_space
-    from ppnas.tasks.blazeface import BlazeFaceForward, build_blazeface, with_search_defaults
+    from ppnas.tasks.detection import BlazeFaceForward, build_blazeface, with_search_defaults
 
     cfg = with_search_defaults(cfg)
     space = build_space(cfg["search_space"], kernel_choices=cfg["kernel_choices"])
@@ -78,8 +78,8 @@ def _detection(cfg: Mapping[str, Any]) -> CandidateSource:
 
 
 def _segmentation(path: str, overrides: Sequence[str]) -> CandidateSource:
-    from ppnas.seg_config import load_seg_config
-    from ppnas.tasks.deeplab import DeepLabTask
+    from ppnas.tasks.segmentation import DeepLabTask
+    from ppnas.tasks.segmentation_config import load_seg_config
 
     pairs = []
     for item in overrides:

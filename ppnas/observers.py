@@ -1,6 +1,6 @@
 """Watching a search live: tqdm bars (plain lines off a terminal) and VisualDL scalars.
 
-Both are `SearchObserver`s (ppnas/search.py). `make_observers` builds them from the flags PaddleDetection
+Both are `SearchObserver`s (ppnas/sanas/search.py). `make_observers` builds them from the flags PaddleDetection
 and PaddleSeg users know: `--quiet`, `--use_vdl`, `--vdl_log_dir`.
 """
 
@@ -15,7 +15,7 @@ from tqdm import tqdm
 from visualdl import LogWriter
 
 from ppnas.history import CandidateRecord
-from ppnas.search import SearchObserver, SearchResult
+from ppnas.sanas.search import SearchObserver, SearchResult
 from ppnas.units import format_count, format_ms
 
 VDL_DIR = "vdl_log"

@@ -13,7 +13,7 @@ from paddleslim.nas import SANAS
 
 import search_space  # noqa: F401  # registers BlazeFaceNasSpace for PaddleSlim's space factory
 from ppnas.config import load_config
-from ppnas.tasks.blazeface import BlazeFaceTask, with_search_defaults
+from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
 
 def main(config: str, port: int) -> None:

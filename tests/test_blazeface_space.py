@@ -10,7 +10,7 @@ from paddleslim.nas.search_space.search_space_factory import SearchSpaceFactory
 from ppnas.config import load_config
 from ppnas.errors import SearchSpaceError
 from ppnas.spaces import build_space, registered_spaces
-from ppnas.tasks.blazeface import BlazeFaceForward, build_blazeface, out_channels
+from ppnas.tasks.detection import BlazeFaceForward, build_blazeface, out_channels
 from search_space.blazeface import BlazeFaceNasSpace
 
 PUBLISHED_NAS = {

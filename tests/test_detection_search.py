@@ -11,11 +11,11 @@ from conftest import ROOT, write_det_config
 
 from ppnas.config import load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
-from ppnas.controller import SANAS_CHECKPOINT
 from ppnas.errors import ConstraintError, ControllerError
 from ppnas.history import History
-from ppnas.runner import SearchOptions, run_task
-from ppnas.tasks.blazeface import BlazeFaceTask, with_search_defaults
+from ppnas.sanas.controller import SANAS_CHECKPOINT
+from ppnas.sanas.runner import SearchOptions, run_task
+from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
 
 def _setup(tmp_path, tiny_wider, *overrides):
@@ -127,7 +127,7 @@ def test_fragment_drops_into_paddledetection_config(tmp_path):
     from ppdet.core.workspace import create
     from ppdet.core.workspace import load_config as ppdet_load_config
 
-    from ppnas.tasks.blazeface import write_fragment
+    from ppnas.tasks.detection import write_fragment
     from search_space.blazeface import BlazeFaceNasSpace
 
     structure = BlazeFaceNasSpace(kernel_choices=[3]).decode([3, 5, 4, 6, 1, 2, 3, 4, 0])

@@ -30,7 +30,7 @@ from distributed_helpers import (
     write_seg_config,
 )
 
-from ppnas.controller import LocalController
+from ppnas.sanas.controller import LocalController
 from ppnas.spaces import build_space
 
 

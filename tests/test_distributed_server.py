@@ -10,16 +10,16 @@ import pytest
 from distributed_helpers import request
 from paddleslim.nas import SANAS
 
-import ppnas.serving
+import ppnas.distributed.connect
 import search_space  # noqa: F401  # registers the spaces for PaddleSlim's factory
-from ppnas.controller import LocalController
+from ppnas.distributed.client import RemoteController, ServerRefused
+from ppnas.distributed.connect import open_controller
+from ppnas.distributed.leases import BEAT, NoTokensYet, SearchService, ServiceSettings
+from ppnas.distributed.server import ORIGINAL_SEG_SPACE_CONFIG, ControllerServer, ServerSettings, default_key
 from ppnas.errors import ConfigError, ControllerError, SearchFinished
 from ppnas.history import CandidateRecord, History
-from ppnas.remote import RemoteController, ServerRefused
-from ppnas.runner import SearchOptions
-from ppnas.server import ORIGINAL_SEG_SPACE_CONFIG, ControllerServer, ServerSettings, default_key
-from ppnas.service import BEAT, NoTokensYet, SearchService, ServiceSettings
-from ppnas.serving import open_controller
+from ppnas.sanas.controller import LocalController
+from ppnas.sanas.runner import SearchOptions
 from ppnas.spaces import build_space
 
 SPACE = build_space("BlazeFaceNasSpace")
@@ -97,8 +97,10 @@ def test_a_stock_clients_expired_lease_is_recorded_failed(tmp_path):
 
 
 def test_a_search_with_server_ip_serves_remote_clients_from_its_own_process(tmp_path, capsys, monkeypatch):
-    quick = ppnas.serving.server_settings
-    monkeypatch.setattr(ppnas.serving, "server_settings", lambda options: quick(options, linger_seconds=0.5))
+    quick = ppnas.distributed.connect.server_settings
+    monkeypatch.setattr(
+        ppnas.distributed.connect, "server_settings", lambda options: quick(options, linger_seconds=0.5)
+    )
     options = SearchOptions(
         space_name="BlazeFaceNasSpace",
         search_steps=6,

@@ -11,7 +11,7 @@ from latency.builder import collect_ops
 from latency.candidates import load_candidates
 from ppnas.config import CONFIG_DIR_KEY
 from ppnas.constraint import Constraint
-from ppnas.seg_config import load_seg_config
+from ppnas.tasks.segmentation_config import load_seg_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLISHED = [2, 1, 3, 8, 2, 1, 2, 1, 0]  # BlazeFace-NAS, 3x3 space
@@ -48,3 +48,14 @@ def test_segmentation_slim_keys_price_a_deeplab_candidate(tmp_path):
     assert measured.latency > 100 and constraint.admits(measured)  # DeepLabV3+ runs a few hundred ops
     seg = load_seg_config(str(config), [*overrides, "SLIM.NAS_CONSTRAINT_MAX", str(int(measured.latency) - 1)])
     assert not seg.constraint().admits(measured)
+
+
+def test_the_shipped_855_table_serves_the_original_config():
+    """configs/blazeface.yml's `table_file: latency_855.txt` finds the copy shipped beside it, with no ../shared."""
+    from ppnas.config import load_config
+
+    cfg = load_config(str(ROOT / "configs" / "blazeface.yml"))
+    constraint = Constraint.from_config(cfg["Constraint"], cfg)
+    assert constraint.table_file == str(ROOT / "configs" / "latency_855.txt")
+    assert pathlib.Path(constraint.table_file).read_text().splitlines()[0] == "op_type\t855\tus"
+    assert len(pathlib.Path(constraint.table_file).read_text().splitlines()) == 596  # header + 595 conv keys

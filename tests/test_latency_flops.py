@@ -16,7 +16,7 @@ from latency.flops import count_flops
 from ppnas.config import load_config
 from ppnas.constraint import Constraint
 from ppnas.spaces import build_space
-from ppnas.tasks.blazeface import BlazeFaceForward, build_blazeface
+from ppnas.tasks.detection import BlazeFaceForward, build_blazeface
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODEL_CFG = ROOT / "configs" / "_base_" / "blazeface_nas_model.yml"

@@ -1,4 +1,4 @@
-"""ppnas.paddleseg_compat: paddleseg 2.7 on paddle 2.6's 0-D tensors, broken without the shim, fixed with it."""
+"""ppnas.tasks.paddleseg_compat: paddleseg 2.7 on paddle 2.6's 0-D tensors, broken without the shim, fixed with it."""
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import subprocess
@@ -9,7 +9,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from ppnas import paddleseg_compat
+from ppnas.tasks import paddleseg_compat
 
 PRED = np.array([[[0, 1, 1], [2, 2, 0]]], dtype="int64")
 LABEL = np.array([[[0, 1, 2], [2, 255, 0]]], dtype="int64")

@@ -7,7 +7,13 @@ import pytest
 from seg_helpers import ISSUE_PAIRS, make_tiny_config
 
 from ppnas.errors import ConfigError
-from ppnas.seg_config import SLIM_DEFAULTS, apply_overrides, load_seg_config, parse_override_pairs, parse_value
+from ppnas.tasks.segmentation_config import (
+    SLIM_DEFAULTS,
+    apply_overrides,
+    load_seg_config,
+    parse_override_pairs,
+    parse_value,
+)
 
 
 @pytest.mark.parametrize(

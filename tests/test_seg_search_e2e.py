@@ -10,7 +10,7 @@ import paddle
 import pytest
 from seg_helpers import ISSUE_PAIRS, make_tiny_config
 
-from ppnas.seg_config import config_with_model, paddleseg_config
+from ppnas.tasks.segmentation_config import config_with_model, paddleseg_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

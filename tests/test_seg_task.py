@@ -6,12 +6,12 @@ import logging
 import pytest
 from seg_helpers import make_tiny_config
 
-from ppnas.controller import LocalController
 from ppnas.errors import ConstraintError
 from ppnas.history import History
-from ppnas.search import SearchSettings, run_search, seed_everything
-from ppnas.seg_config import load_seg_config
-from ppnas.tasks.deeplab import DeepLabTask
+from ppnas.sanas.controller import LocalController
+from ppnas.sanas.search import SearchSettings, run_search, seed_everything
+from ppnas.tasks.segmentation import DeepLabTask
+from ppnas.tasks.segmentation_config import load_seg_config
 
 SMALL_TOKENS = [2] + [1, 2, 0, 0] * 3 + [1, 2, 0, 0, 1, 2, 0, 0, 1, 2, 0, 0]  # a light backbone: fast steps
 
@@ -59,7 +59,7 @@ def test_only_epochs_after_start_eval_epoch_are_evaluated(tmp_path):
 
 def test_no_epoch_evaluated_gives_zero_with_a_warning(tmp_path, caplog):
     task = _task(tmp_path, 2, epochs=2)
-    with caplog.at_level(logging.WARNING, logger="ppnas.tasks.deeplab"):
+    with caplog.at_level(logging.WARNING, logger="ppnas.tasks.segmentation"):
         reward, iterations = _train(task)
     assert reward == 0.0 and task.mious == [] and len(iterations) == 4
     assert "no epoch was evaluated (SLIM.NAS_START_EVAL_EPOCH 2, 2 epochs): reward 0.0" in caplog.text

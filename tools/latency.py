@@ -68,7 +68,7 @@ def price(args: argparse.Namespace) -> Dict[str, Any]:
     if args.structure is not None:
         if source.measurable_structure is None:
             raise ConfigError("--structure takes a BlazeNet fragment and works with detection configs only")
-        from ppnas.tasks.blazeface import structure_from_fragment
+        from ppnas.tasks.detection import structure_from_fragment
 
         structure = structure_from_fragment(args.structure)
         layer = source.measurable_structure(structure)

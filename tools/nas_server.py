@@ -16,12 +16,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ppnas.cli import run_main
 from ppnas.config import load_config, merge, parse_overrides
+from ppnas.distributed.connect import build_service, server_settings, space_decoder
+from ppnas.distributed.leases import ServiceSettings
+from ppnas.distributed.server import ControllerServer
 from ppnas.errors import ConfigError
 from ppnas.history import History
-from ppnas.runner import SearchOptions
-from ppnas.server import ControllerServer
-from ppnas.service import ServiceSettings
-from ppnas.serving import build_service, server_settings, space_decoder
+from ppnas.sanas.runner import SearchOptions
 from ppnas.spaces import build_space
 
 SEG_SAVE_DIR = "output/deeplabv3p_nas"
@@ -50,7 +50,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 
 def _detection_options(cfg: Dict[str, Any], args: argparse.Namespace) -> Tuple[SearchOptions, Dict[str, Any]]:
-    from ppnas.tasks.blazeface import SEARCH_KEYS
+    from ppnas.tasks.detection import SEARCH_KEYS
 
     cfg = {**SEARCH_KEYS, **cfg}
     options = SearchOptions(
@@ -71,7 +71,7 @@ def _detection_options(cfg: Dict[str, Any], args: argparse.Namespace) -> Tuple[S
 
 
 def _segmentation_options(args: argparse.Namespace) -> Tuple[SearchOptions, Dict[str, Any]]:
-    from ppnas.seg_config import load_seg_config
+    from ppnas.tasks.segmentation_config import load_seg_config
 
     pairs: List[str] = []
     for item in args.opt:

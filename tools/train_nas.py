@@ -12,8 +12,8 @@ from ppnas.cli import run_main
 from ppnas.config import load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
 from ppnas.device import select_device
-from ppnas.runner import SearchOptions, run_task
-from ppnas.tasks.blazeface import BlazeFaceTask, with_search_defaults
+from ppnas.sanas.runner import SearchOptions, run_task
+from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:

@@ -7,7 +7,7 @@
 `--config` is any PaddleSeg config (a SLIM block is ignored); `--model` is a fragment written by the search
 (its `model:` replaces the config's, keys it lacks such as num_classes come from the config). PaddleSeg's
 own tools/train.py cannot do this: it does not know the searched backbone, and its training and evaluation
-break on paddle 2.6's 0-D tensors (ppnas/paddleseg_compat.py).
+break on paddle 2.6's 0-D tensors (ppnas/tasks/paddleseg_compat.py).
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
@@ -16,11 +16,11 @@ import os
 from typing import List, Optional
 
 import search_space  # noqa: F401  # registers MobileNetV2SegBackbone in PaddleSeg's BACKBONES
-from ppnas import paddleseg_compat
 from ppnas.cli import run_main
 from ppnas.device import select_device
 from ppnas.errors import ConfigError
-from ppnas.seg_config import config_with_model, iters_for, paddleseg_config
+from ppnas.tasks import paddleseg_compat
+from ppnas.tasks.segmentation_config import config_with_model, iters_for, paddleseg_config
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:

@@ -4,8 +4,8 @@
         SLIM.NAS_PORT 23333 SLIM.NAS_ADDRESS "" SLIM.NAS_SEARCH_STEPS 2 SLIM.NAS_START_EVAL_EPOCH -1 \
         SLIM.NAS_IS_SERVER True SLIM.NAS_SPACE_NAME "MobileNetV2SpaceSeg"
 
-Trailing KEY VALUE pairs override the YAML (see ppnas/seg_config.py). The search loop, history,
-resume and outputs are the shared ones of ppnas.runner.
+Trailing KEY VALUE pairs override the YAML (see ppnas/tasks/segmentation_config.py). The search loop, history,
+resume and outputs are the shared ones of ppnas.sanas.runner.
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
@@ -19,9 +19,9 @@ import paddle
 from ppnas.cli import run_main
 from ppnas.device import select_device
 from ppnas.errors import ConfigError
-from ppnas.runner import SearchOptions, run_task
-from ppnas.seg_config import load_seg_config
-from ppnas.tasks.deeplab import DeepLabTask
+from ppnas.sanas.runner import SearchOptions, run_task
+from ppnas.tasks.segmentation import DeepLabTask
+from ppnas.tasks.segmentation_config import load_seg_config
 
 MPIO_WORKERS = 2  # data-loader processes with --use_mpio; more gain nothing on a 2-core machine
 

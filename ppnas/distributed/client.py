@@ -1,4 +1,4 @@
-"""RemoteController: the search loop's controller when the SAController runs in a server (ppnas/server.py).
+"""RemoteController: the search loop's controller when the SAController runs in a server (ppnas/distributed/server.py).
 
 Unlike PaddleSlim's ControllerClient, which ends the process with exit code 0 when the server is gone,
 a lost server is retried for `retry_seconds`, then ControllerError ends the search with a message and a
@@ -18,9 +18,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ppnas.errors import ControllerError, SearchFinished
-from ppnas.history import CandidateRecord, History
-from ppnas.wire import (
+from ppnas.distributed.protocol import (
     OK,
     WRONG_KEY,
     beat_message,
@@ -30,6 +28,8 @@ from ppnas.wire import (
     record_message,
     reward_message,
 )
+from ppnas.errors import ControllerError, SearchFinished
+from ppnas.history import CandidateRecord, History
 
 _logger = logging.getLogger(__name__)
 

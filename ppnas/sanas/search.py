@@ -26,9 +26,9 @@ import numpy as np
 import paddle
 
 from ppnas.constraint import Constraint, Measurement
-from ppnas.controller import Controller
 from ppnas.errors import ConstraintError, ControllerError, SearchFinished
 from ppnas.history import CandidateRecord, History, best_record, steps_done
+from ppnas.sanas.controller import Controller
 
 _logger = logging.getLogger(__name__)
 

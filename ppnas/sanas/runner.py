@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional
 
 from ppnas.constraint import Constraint
+from ppnas.distributed.connect import open_controller
 from ppnas.errors import ConfigError, PpnasError
 from ppnas.history import History, steps_done
-from ppnas.search import SearchResult, SearchSettings, Task, run_search
-from ppnas.serving import open_controller
+from ppnas.sanas.search import SearchResult, SearchSettings, Task, run_search
 
 _logger = logging.getLogger(__name__)
 

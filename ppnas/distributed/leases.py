@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
-from ppnas.controller import LocalController
 from ppnas.errors import ControllerError
 from ppnas.history import CandidateRecord, History
+from ppnas.sanas.controller import LocalController
 
 _logger = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from paddleseg.core import evaluate
 from paddleseg.utils import worker_init_fn
 
 import search_space  # noqa: F401  # registers MobileNetV2SegBackbone in PaddleSeg's BACKBONES
-from ppnas import paddleseg_compat
 from ppnas.errors import ConfigError, DataError, SearchSpaceError
-from ppnas.search import IterCallback
-from ppnas.seg_config import SegConfig, iters_for, paddleseg_config
+from ppnas.sanas.search import IterCallback
 from ppnas.spaces import build_space
+from ppnas.tasks import paddleseg_compat
+from ppnas.tasks.segmentation_config import SegConfig, iters_for, paddleseg_config
 from search_space.mobilenetv2_seg import MobileNetV2SegArch
 
 _logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _input_shape(cfg: Mapping[str, Any]) -> List[int]:
 
 
 class DeepLabTask:
-    """The segmentation search's evaluation side (see ppnas.search.Task)."""
+    """The segmentation search's evaluation side (see ppnas.sanas.search.Task)."""
 
     kind = "segmentation"
 

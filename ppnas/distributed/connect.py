@@ -14,15 +14,15 @@ The key is PaddleSlim's, derived from the space (a stock SANAS client joins), un
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ppnas.controller import Controller, LocalController
+from ppnas.distributed.client import RemoteController
+from ppnas.distributed.leases import LOCAL, Decoder, SearchService, ServiceSettings, catch_up
+from ppnas.distributed.server import ControllerServer, ServerSettings, check_key, default_key
 from ppnas.errors import ConfigError, SearchFinished
 from ppnas.history import History
-from ppnas.remote import RemoteController
-from ppnas.server import ControllerServer, ServerSettings, check_key, default_key
-from ppnas.service import LOCAL, Decoder, SearchService, ServiceSettings, catch_up
+from ppnas.sanas.controller import Controller, LocalController
 
 if TYPE_CHECKING:
-    from ppnas.runner import SearchOptions
+    from ppnas.sanas.runner import SearchOptions
 
 LOOPBACK = "127.0.0.1"
 

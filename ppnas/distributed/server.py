@@ -16,9 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-from ppnas.errors import ConfigError, ControllerError
-from ppnas.service import BEAT, STOCK, NoTokensYet, SearchService
-from ppnas.wire import (
+from ppnas.distributed.leases import BEAT, STOCK, NoTokensYet, SearchService
+from ppnas.distributed.protocol import (
     FINISHED_TEXT,
     OK,
     UNKNOWN,
@@ -33,6 +32,7 @@ from ppnas.wire import (
     stock_info_text,
     tokens_text,
 )
+from ppnas.errors import ConfigError, ControllerError
 
 _logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `LocalController` runs PaddleSlim's `SAController` in this process (no socket, unlike SANAS with
 is_server=True). The remote flavour, talking PaddleSlim's wire protocol to `tools/nas_server.py`, lives
-in ppnas/remote.py and offers the same methods, so the search loop does not know which one it drives.
+in ppnas/distributed/client.py and offers the same methods, so the search loop does not know which one it drives.
 
 What PaddleSlim gets wrong and this module mends (see ../shared/notes/DEPENDENCIES.md):
 - best-reward bookkeeping starts at -1, so rewards below -1 were never "best": we start at -inf;

@@ -30,7 +30,7 @@ from ppdet.optimizer import LearningRate, OptimizerBuilder
 
 from ppnas.config import CONFIG_DIR_KEY, check_keys, resolve_path
 from ppnas.errors import ConfigError, DataError
-from ppnas.search import IterCallback
+from ppnas.sanas.search import IterCallback
 from ppnas.spaces import build_space
 
 _logger = logging.getLogger(__name__)
@@ -228,7 +228,7 @@ def _dataset(block: Optional[Mapping[str, Any]], cfg: Mapping[str, Any], which: 
 
 
 class BlazeFaceTask:
-    """The detection search's evaluation side (see ppnas.search.Task)."""
+    """The detection search's evaluation side (see ppnas.sanas.search.Task)."""
 
     kind = "detection"
 

@@ -1,0 +1,1 @@
+"""SANAS: PaddleSlim's simulated annealing, training every candidate (the loop is `search.py`)."""
