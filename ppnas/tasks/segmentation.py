@@ -79,7 +79,7 @@ def structure_block(structure: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _input_shape(cfg: Mapping[str, Any]) -> List[int]:
+def crop_input_shape(cfg: Mapping[str, Any]) -> List[int]:
     """[1, 3, H, W] of the training crop: the size a candidate's FLOPs (and latency) are measured at."""
     for transform in (cfg.get("train_dataset") or {}).get("transforms") or []:
         crop = transform.get("crop_size") if isinstance(transform, Mapping) else None
@@ -105,7 +105,7 @@ class DeepLabTask:
         if model_cfg.get("type") != MODEL_TYPE:
             raise ConfigError(f"model.type must be {MODEL_TYPE} for this search, got {model_cfg.get('type')!r}")
         self.start_eval_epoch = int(seg.slim["NAS_START_EVAL_EPOCH"])
-        self.input_shape = _input_shape(seg.paddleseg)
+        self.input_shape = crop_input_shape(seg.paddleseg)
         self.num_workers = num_workers
         self.log_steps = max(1, int(log_steps))
         self.quiet = quiet
