@@ -6,7 +6,7 @@ with it before it can say which operator that was.
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
-import importlib.util
+import importlib
 import os
 import re
 import subprocess
@@ -28,9 +28,17 @@ _CONVERT = (
 )
 
 
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
 def check_available() -> None:
     """Fail before any work when ONNX is asked for and a package it needs is not installed."""
-    missing = [name for name in ("paddle2onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+    missing = [name for name in ("paddle2onnx", "onnxruntime") if not _importable(name)]
     if missing:
         raise ExportError(f"ONNX export needs {' and '.join(missing)}, which is not installed: {INSTALL_HINT}")
 

@@ -31,16 +31,19 @@ class Agreement:
     max_abs_diff: float  # over float outputs
     largest_value: float  # the largest |value| of the float outputs compared against
     differing_labels: int  # integer elements that differ
-    label_count: int
+    label_count: int  # integer elements compared
+    output_count: int  # elements compared in all
 
     def describe(self) -> str:
-        text = (
-            f"max abs difference {self.max_abs_diff:.3g} on float outputs up to {self.largest_value:.3g} "
-            f"(tolerance |a-b| <= {ATOL:g} + {RTOL:g}*|b|)"
-        )
+        parts = []
+        if self.label_count < self.output_count:
+            parts.append(
+                f"max abs difference {self.max_abs_diff:.3g} on float outputs up to {self.largest_value:.3g} "
+                f"(tolerance |a-b| <= {ATOL:g} + {RTOL:g}*|b|)"
+            )
         if self.label_count:
-            text += f", {self.differing_labels} of {self.label_count} integer outputs differ"
-        return text
+            parts.append(f"{self.differing_labels} of {self.label_count} integer output values differ")
+        return ", ".join(parts)
 
 
 def _canonical(array: np.ndarray, unordered_rows: bool) -> np.ndarray:
@@ -55,11 +58,12 @@ def compare(
     """`got` against `expected`, output by output; an ExportError names the first output that disagrees."""
     if len(got) != len(expected):
         raise ExportError(f"{what}: {len(got)} outputs, expected {len(expected)}")
-    worst, largest, differing, labels = 0.0, 0.0, 0, 0
+    worst, largest, differing, labels, total = 0.0, 0.0, 0, 0, 0
     for index, (a, b) in enumerate(zip(got, expected)):
         a, b = np.asarray(a), np.asarray(b)
         if a.shape != b.shape:
             raise ExportError(f"{what}: output {index} has shape {list(a.shape)}, expected {list(b.shape)}")
+        total += b.size
         if np.issubdtype(b.dtype, np.integer):
             wrong = int(np.count_nonzero(a != b))
             if wrong > LABEL_TOLERANCE * b.size:
@@ -75,7 +79,7 @@ def compare(
                 f"{what}: output {index} differs by up to {float(diff.max()):.3g} "
                 f"(tolerance {ATOL:g} + {RTOL:g}*|expected|)"
             )
-    return Agreement(worst, largest, differing, labels)
+    return Agreement(worst, largest, differing, labels, total)
 
 
 @dataclass
@@ -127,8 +131,7 @@ def export_model(
     family: str, request: ExportRequest, out_dir: str, onnx: bool = False, opset: int = onnx_export.DEFAULT_OPSET
 ) -> ExportResult:
     """Rebuild the found model of `family` from the request's files and export it into `out_dir`."""
-    prepare = adapter(family)
     if onnx:
-        onnx_export.check_available()  # before minutes of rebuilding and saving
+        onnx_export.check_available()  # before the rebuilding and saving
     request.check_files()
-    return export_exportable(prepare(request), out_dir, onnx, opset)
+    return export_exportable(adapter(family)(request), out_dir, onnx, opset)
