@@ -8,7 +8,6 @@ import sys
 from typing import Dict, List
 
 import numpy as np
-
 from conftest import ROOT
 
 EXPORT_TOOL = ROOT / "tools" / "export_model.py"

@@ -2,6 +2,7 @@
 reads back as PaddleDetection's deploy/python/infer.py reads it, and the one-line errors."""
 
 import ppnas  # noqa: F401  # isort: skip
+import importlib.util
 import pathlib
 
 import cv2
@@ -16,10 +17,16 @@ from ppnas.config import load_config
 from ppnas.errors import DataError, ExportError
 from ppnas.export.model import ExportRequest
 from ppnas.export.run import export_model
-from ppnas.tasks.detection import FRAGMENT_FILE, WEIGHTS_FILE, BlazeFaceTask, build_blazeface, structure_from_fragment
-from ppnas.tasks.detection import with_search_defaults
+from ppnas.tasks.detection import (
+    FRAGMENT_FILE,
+    WEIGHTS_FILE,
+    BlazeFaceTask,
+    build_blazeface,
+    structure_from_fragment,
+    with_search_defaults,
+)
 
-HAS_ONNX = all(__import__("importlib").util.find_spec(m) for m in ("paddle2onnx", "onnxruntime"))
+HAS_ONNX = all(importlib.util.find_spec(m) for m in ("paddle2onnx", "onnxruntime"))
 # PaddleDetection 2.5's deploy/python/infer.py: the models it runs, and the keys PredictConfig reads
 SUPPORT_MODELS = {"YOLO", "RCNN", "SSD", "Face", "FCOS", "SOLOv2", "TTFNet", "S2ANet", "JDE", "FairMOT", "DeepSORT"}
 PREDICT_CONFIG_KEYS = ("arch", "Preprocess", "min_subgraph_size", "label_list", "use_dynamic_shape")
@@ -36,7 +43,11 @@ def found(tmp_path_factory, tiny_wider):
     model = task.build(tokens)
     task._train(model, None)
     task.export(tokens, model, str(folder / "search"))
-    files = {"config": config, "fragment": folder / "search" / FRAGMENT_FILE, "weights": folder / "search" / WEIGHTS_FILE}
+    files = {
+        "config": config,
+        "fragment": folder / "search" / FRAGMENT_FILE,
+        "weights": folder / "search" / WEIGHTS_FILE,
+    }
     return {**files, "task": task, "tokens": tokens}
 
 

@@ -41,6 +41,11 @@ FULL_TRAIN_HINT = (
     "--save_dir output/deeplabv3p_nas_full"
 )
 
+EXPORT_HINT = (
+    "python tools/export_model.py --family segmentation -c {config} --structure {save_dir}/"
+    + f"{BEST_DIR}/{FRAGMENT_FILE} --weights {{save_dir}}/{BEST_DIR}/{WEIGHTS_FILE} --out {{save_dir}}/inference"
+)
+
 
 def model_block(structure: Mapping[str, Any], base: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The PaddleSeg `model:` mapping of DeepLabV3P with the backbone `structure` describes."""
