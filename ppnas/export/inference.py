@@ -2,7 +2,7 @@
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -29,12 +29,18 @@ def save_inference_model(layer: paddle.nn.Layer, input_spec: Sequence[Any], mode
     return model_dir
 
 
-def run_inference(model_dir: str, feeds: Dict[str, np.ndarray], threads: int = 1) -> List[np.ndarray]:
-    """The outputs of the saved model on `feeds` (by input name; a single input takes the only feed)."""
-    predictor = make_predictor(EngineSettings(threads=threads), model_dir=model_dir)
+def fed_predictor(model_dir: str, feeds: Dict[str, np.ndarray], settings: Optional[EngineSettings] = None) -> Any:
+    """A predictor of the saved model (1 CPU thread by default) with `feeds` copied into its inputs."""
+    predictor = make_predictor(settings or EngineSettings(), model_dir=model_dir)
     for name, value in feeds_by_name(predictor.get_input_names(), feeds).items():
         handle = predictor.get_input_handle(name)
         handle.reshape(list(value.shape))
         handle.copy_from_cpu(value)
+    return predictor
+
+
+def run_inference(model_dir: str, feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
+    """The outputs of the saved model on `feeds` (by input name; a single input takes the only feed)."""
+    predictor = fed_predictor(model_dir, feeds)
     predictor.run()
     return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
