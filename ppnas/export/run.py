@@ -2,8 +2,9 @@
 
 Checks, on one fixed input: Paddle Inference's outputs against the found dygraph model's, and with ONNX,
 onnxruntime's against Paddle Inference's. Float outputs must agree within |a - b| <= ATOL + RTOL * |b|;
-integer outputs (class maps, box counts) may differ in at most LABEL_TOLERANCE of their elements (a pixel
-whose two best logits tie to 1e-8 can go either way). The largest difference is printed either way.
+integer outputs (class maps) may differ in at most LABEL_TOLERANCE of their elements (a pixel whose two
+best logits tie to 1e-8 can go either way); detections are compared as sets of rows (see `compare`).
+The largest difference is printed either way.
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
@@ -22,64 +23,100 @@ from ppnas.export.model import Exportable, ExportRequest
 RTOL = 1e-3
 ATOL = 1e-4
 LABEL_TOLERANCE = 1e-3
+ROW_TOLERANCE = 0.01
 
 
 @dataclass
 class Agreement:
     """How closely two runs of the same model agree on the sample input."""
 
-    max_abs_diff: float  # over float outputs
-    largest_value: float  # the largest |value| of the float outputs compared against
-    differing_labels: int  # integer elements that differ
-    label_count: int  # integer elements compared
-    output_count: int  # elements compared in all
+    max_abs_diff: float = 0.0  # over the float values compared (of matched rows, for detections)
+    largest_value: float = 0.0  # the largest |value| among them
+    float_count: int = 0
+    differing_labels: int = 0  # integer elements that differ
+    label_count: int = 0
+    unmatched_rows: int = 0  # detections without a counterpart within tolerance
+    row_count: int = 0
 
     def describe(self) -> str:
         parts = []
-        if self.label_count < self.output_count:
+        if self.float_count:
             parts.append(
                 f"max abs difference {self.max_abs_diff:.3g} on float outputs up to {self.largest_value:.3g} "
                 f"(tolerance |a-b| <= {ATOL:g} + {RTOL:g}*|b|)"
             )
+        if self.row_count:
+            parts.append(f"{self.unmatched_rows} of {self.row_count} detections unmatched")
         if self.label_count:
             parts.append(f"{self.differing_labels} of {self.label_count} integer output values differ")
         return ", ".join(parts)
 
 
-def _canonical(array: np.ndarray, unordered_rows: bool) -> np.ndarray:
-    if unordered_rows and array.ndim == 2 and array.shape[0] > 1:
-        return array[np.lexsort(array.T[::-1])]
-    return array
+def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.abs(a - b) <= ATOL + RTOL * np.abs(b)
+
+
+def match_rows(got: np.ndarray, expected: np.ndarray) -> List[Any]:
+    """(i, j) pairs: row j of `expected` matched to the first free row i of `got` within tolerance."""
+    free = np.ones(len(got), dtype=bool)
+    pairs = []
+    for j, row in enumerate(expected):
+        close = free & np.all(_close(got, row), axis=1)
+        if close.any():
+            i = int(np.argmax(close))
+            free[i] = False
+            pairs.append((i, j))
+    return pairs
 
 
 def compare(
     what: str, got: Sequence[np.ndarray], expected: Sequence[np.ndarray], unordered_rows: bool = False
 ) -> Agreement:
-    """`got` against `expected`, output by output; an ExportError names the first output that disagrees."""
+    """`got` against `expected`, output by output; an ExportError names the first output that disagrees.
+
+    With `unordered_rows` (detections after NMS) a 2-D output is a set of rows, matched one to one, and
+    integer outputs are their counts: up to ROW_TOLERANCE of the rows may lack a match (two boxes whose
+    scores tie to 1e-6 can trade places at NMS or at keep_top_k).
+    """
     if len(got) != len(expected):
         raise ExportError(f"{what}: {len(got)} outputs, expected {len(expected)}")
-    worst, largest, differing, labels, total = 0.0, 0.0, 0, 0, 0
+    out = Agreement()
     for index, (a, b) in enumerate(zip(got, expected)):
         a, b = np.asarray(a), np.asarray(b)
+        integer = np.issubdtype(b.dtype, np.integer)
+        if unordered_rows and b.ndim == 2 and not integer and a.ndim == 2 and a.shape[1] == b.shape[1]:
+            pairs = match_rows(a.astype("float64"), b.astype("float64"))
+            rows = max(len(a), len(b))
+            if rows - len(pairs) > ROW_TOLERANCE * rows:
+                raise ExportError(f"{what}: output {index}: {rows - len(pairs)} of {rows} rows have no match")
+            out.unmatched_rows += rows - len(pairs)
+            out.row_count += rows
+            a = a[[i for i, _ in pairs]]
+            b = b[[j for _, j in pairs]]
+        elif unordered_rows and integer and a.shape == b.shape:
+            if np.any(np.abs(a - b) > ROW_TOLERANCE * np.abs(b)):
+                raise ExportError(f"{what}: output {index} (counts) is {a.tolist()}, expected {b.tolist()}")
+            continue
         if a.shape != b.shape:
             raise ExportError(f"{what}: output {index} has shape {list(a.shape)}, expected {list(b.shape)}")
-        total += b.size
-        if np.issubdtype(b.dtype, np.integer):
+        if integer:
             wrong = int(np.count_nonzero(a != b))
             if wrong > LABEL_TOLERANCE * b.size:
                 raise ExportError(f"{what}: output {index} differs in {wrong} of {b.size} elements")
-            differing, labels = differing + wrong, labels + b.size
+            out.differing_labels += wrong
+            out.label_count += b.size
             continue
-        a, b = _canonical(a.astype("float64"), unordered_rows), _canonical(b.astype("float64"), unordered_rows)
+        a, b = a.astype("float64"), b.astype("float64")
         diff = np.abs(a - b)
-        worst = max(worst, float(diff.max(initial=0.0)))
-        largest = max(largest, float(np.abs(b).max(initial=0.0)))
-        if np.any(diff > ATOL + RTOL * np.abs(b)):
+        if not np.all(_close(a, b)):
             raise ExportError(
                 f"{what}: output {index} differs by up to {float(diff.max()):.3g} "
                 f"(tolerance {ATOL:g} + {RTOL:g}*|expected|)"
             )
-    return Agreement(worst, largest, differing, labels, total)
+        out.max_abs_diff = max(out.max_abs_diff, float(diff.max(initial=0.0)))
+        out.largest_value = max(out.largest_value, float(np.abs(b).max(initial=0.0)))
+        out.float_count += b.size
+    return out
 
 
 @dataclass
