@@ -34,9 +34,9 @@ class Exportable:
     """A model ready to save, in eval mode with its weights loaded.
 
     `layer(*inputs)` is the deployed forward; `input_spec` names and shapes its inputs; `sample_inputs`
-    (one array per input spec, in order) is the input the checks run; `reference` is what the found
-    dygraph model outputs on it. `write_deploy_config(out_dir)` writes the family's deploy file and
-    returns its path. `unordered_rows`: outputs whose rows are a set (detections), compared sorted.
+    (by input name) is the input the checks run; `reference` is what the found dygraph model outputs on
+    it, flattened as jit.save orders outputs. `write_deploy_config(out_dir)` writes the family's deploy
+    file and returns its path. `unordered_rows`: 2-D outputs are sets of rows (detections after NMS).
     """
 
     layer: paddle.nn.Layer
@@ -45,7 +45,6 @@ class Exportable:
     reference: List[np.ndarray]
     write_deploy_config: Callable[[str], str]
     unordered_rows: bool = False
-    notes: List[str] = field(default_factory=list)
 
 
 def feeds_by_name(names: Sequence[str], feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
