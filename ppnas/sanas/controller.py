@@ -168,7 +168,7 @@ class LocalController:
     def _random_unseen(self) -> List[int]:
         """A uniformly random unseen token list, exactly: the k-th unseen index of the space in mixed radix."""
         size = math.prod(self.range_table)
-        seen = sorted({self._index(key) for key in self.sa._searched} - {None})
+        seen = sorted({self._index(json.loads(key)) for key in self.sa._searched} - {None})
         if len(seen) >= size:
             raise ControllerError(
                 f"all {size} token lists of the search space have been seen: the search space is exhausted"
@@ -195,9 +195,8 @@ class LocalController:
             if value < bound:
                 return value
 
-    def _index(self, key: str) -> Optional[int]:
-        """The mixed-radix index of a `_searched` key; None for a key that does not fit the space."""
-        tokens = json.loads(key)
+    def _index(self, tokens: Sequence[int]) -> Optional[int]:
+        """The mixed-radix index of a token list in the space; None for a list that does not fit it."""
         if len(tokens) != len(self.range_table) or not all(0 <= t < u for t, u in zip(tokens, self.range_table)):
             return None
         index = 0
@@ -263,10 +262,18 @@ class LocalController:
             raise ControllerError(f"no controller checkpoint at {path}: is this the save_dir of a search?")
         with open(path, encoding="utf-8") as f:
             scene = json.load(f)
-        for key in ("_tokens", "_reward", "_max_reward", "_best_tokens", "_iter", "_searched"):
+        keys = ("_tokens", "_reward", "_max_reward", "_best_tokens", "_iter", "_searched")
+        for key in keys:
             if key not in scene:
                 raise ControllerError(f"{path} is not a SANAS checkpoint: key {key} is missing")
-            setattr(self.sa, "_" + key.lstrip("_"), scene[key])
+        for key in ("_tokens", "_best_tokens"):
+            if scene[key] is not None and self._index(scene[key]) is None:
+                raise ControllerError(
+                    f"{path}: its {key[1:]} {scene[key]} do not fit this search space's range table "
+                    f"{self.range_table}: it is the checkpoint of another search (another space or kernel_choices)"
+                )
+        for key in keys:
+            setattr(self.sa, key, scene[key])
         self.sa._current_tokens = scene.get("_current_tokens", scene["_tokens"])
         extra_path = os.path.join(checkpoint_dir, PPNAS_STATE)
         if os.path.isfile(extra_path):
