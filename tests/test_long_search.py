@@ -70,9 +70,14 @@ def far_from_init(tokens: Sequence[int]) -> int:
     return 1 if sum(t != i for t, i in zip(tokens, INIT)) <= 1 else 3
 
 
-def _search(tmp_path, width, constraint, steps, max_rejects=500, controller=None):
+def _search(tmp_path, width, constraint, steps, max_rejects=500, controller=None, checkpoints=True):
     controller = controller or LocalController(
-        RANGE, INIT, init_temperature=10.24, reduce_rate=0.85, seed=0, checkpoint_dir=str(tmp_path)
+        RANGE,
+        INIT,
+        init_temperature=10.24,
+        reduce_rate=0.85,
+        seed=0,
+        checkpoint_dir=str(tmp_path) if checkpoints else None,
     )
     history = History.in_dir(str(tmp_path))
     settings = SearchSettings(search_steps=steps, save_dir=str(tmp_path), seed=None, max_rejects=max_rejects)
@@ -82,7 +87,9 @@ def _search(tmp_path, width, constraint, steps, max_rejects=500, controller=None
 
 def test_300_steps_with_a_third_of_the_draws_rejected_finish(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="ppnas.sanas.controller")
-    result, records = _search(tmp_path, third_rejected, Constraint("params", max_constraint=4), steps=300)
+    window = Constraint("params", max_constraint=4)
+    # no checkpoints: 900 fsyncs would double the time; the resume tests cover them
+    result, records = _search(tmp_path, third_rejected, window, steps=300, checkpoints=False)
     trained = [r for r in records if r["status"] == "trained"]
     rejected = [r for r in records if r["status"] == "rejected"]
     assert result.steps_done == 300 and [r["step"] for r in trained] == list(range(1, 301))
