@@ -19,9 +19,9 @@ def run_main(main: Callable[[Optional[List[str]]], int], argv: Optional[List[str
     SIGTERM print one `interrupted` line (with how to resume, when the search said so)."""
     # force: importing paddle installs a root handler first, which would make basicConfig a no-op
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    interrupts.install()
     try:
-        code = main(argv)
+        with interrupts.handled():
+            code = main(argv)
     except PpnasError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)

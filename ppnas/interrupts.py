@@ -1,8 +1,9 @@
 """SIGTERM ends a run like Ctrl-C, and neither lands between a history line and its checkpoint.
 
 Paddle's C++ handler, installed when paddle is imported, turns SIGTERM (`kill`, `timeout`, a batch
-scheduler) into a "FatalError: Termination signal" dump and an abort. `install` replaces it, so it must
-run after paddle is imported: `ppnas.cli.run_main` calls it, and every entry point imports paddle at the top.
+scheduler) into a "FatalError: Termination signal" dump and an abort. `handled` replaces it, so it must
+be entered after paddle is imported: `ppnas.cli.run_main` enters it, and every entry point that trains
+imports paddle at the top.
 """
 
 import signal
@@ -32,12 +33,19 @@ def _handle(signum: int, frame: Optional[FrameType]) -> None:
     _interrupt(signum)
 
 
-def install() -> None:
-    """Handle SIGINT and SIGTERM in Python from now on (call it after importing paddle)."""
+@contextmanager
+def handled() -> Iterator[None]:
+    """SIGINT and SIGTERM handled in Python inside the block (enter it after importing paddle); the handlers
+    from before are put back after it."""
     if threading.current_thread() is not threading.main_thread():
-        return  # Python delivers signals to the main thread only, and only it may set handlers
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _handle)
+        yield  # Python delivers signals to the main thread only, and only it may set handlers
+        return
+    previous = {signum: signal.signal(signum, _handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager

@@ -19,12 +19,9 @@ TRAIN_NAS = str(ROOT / "tools" / "train_nas.py")
 
 @pytest.fixture
 def python_handlers():
-    """ppnas's SIGINT/SIGTERM handlers for the test, pytest's own back afterwards."""
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    interrupts.install()
-    yield
-    for signum, handler in saved.items():
-        signal.signal(signum, handler)
+    """ppnas's SIGINT/SIGTERM handlers for the test, the ones from before afterwards."""
+    with interrupts.handled():
+        yield
 
 
 def test_a_signal_inside_held_back_waits_for_the_end_of_the_block(python_handlers):
@@ -42,7 +39,7 @@ def test_a_signal_inside_held_back_waits_for_the_end_of_the_block(python_handler
         time.sleep(0.05)
 
 
-def test_sigterm_stops_a_search_cleanly_and_it_resumes(tmp_path, tiny_wider, capsys, python_handlers):
+def test_sigterm_stops_a_search_cleanly_and_it_resumes(tmp_path, tiny_wider, capsys):
     config = write_det_config(tmp_path, tiny_wider, search_steps=2, max_iters=4)
     save_dir = tmp_path / "out"
     search = subprocess.Popen(
