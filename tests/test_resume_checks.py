@@ -111,6 +111,8 @@ def test_more_steps_and_other_training_settings_resume(capsys, tmp_path, one_ste
     assert code == 0, err
     assert f"resuming the search in {save_dir}: 1/2 steps done" in out
     assert [r["step"] for r in History.in_dir(str(save_dir)).trained()] == [1, 2]
+    meta = json.loads((save_dir / "search_meta.json").read_text())
+    assert meta["options"]["search_steps"] == 2 and meta["search"]["kernel_choices"] == [3]  # still the same search
 
 
 def test_the_segmentation_search_refuses_a_detection_search(capsys, tmp_path, one_step_search):
