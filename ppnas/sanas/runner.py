@@ -7,7 +7,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from paddleslim.nas.search_space.search_space_base import SearchSpaceBase
 
@@ -63,9 +63,14 @@ def _check_save_dir(options: SearchOptions, history: History) -> None:
         )
 
 
-def search_definition(task: Task, options: SearchOptions, constraint: Constraint) -> Dict[str, Any]:
-    """What makes a search this search: resuming it with any of these changed would mix two searches."""
-    space = task.space
+def search_definition(
+    options: SearchOptions, constraint: Constraint, space: Any, input_shape: Sequence[int]
+) -> Dict[str, Any]:
+    """What makes a search this search: resuming it with any of these changed would mix two searches.
+
+    `space` is the search space instance (the task's, or one a controller server builds); `input_shape` the
+    image the constraint measures.
+    """
     base = inspect.signature(SearchSpaceBase.__init__).parameters
     own = [name for name in inspect.signature(type(space).__init__).parameters if name not in base]
     table = None
@@ -84,7 +89,7 @@ def search_definition(task: Task, options: SearchOptions, constraint: Constraint
         "Constraint.min_constraint": constraint.min_constraint,
         "Constraint.max_constraint": constraint.max_constraint,
         "Constraint.table_file (content)": table,
-        "input_shape": list(task.input_shape),
+        "input_shape": list(input_shape),
     }
     return json.loads(json.dumps(definition, default=str))  # as search_meta.json gives it back
 
@@ -162,7 +167,7 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
     os.makedirs(options.save_dir, exist_ok=True)
     history = History.in_dir(options.save_dir)
     _check_save_dir(options, history)
-    definition = search_definition(task, options, constraint)
+    definition = search_definition(options, constraint, task.space, task.input_shape)
     if options.resume_dir:
         _check_same_search(options.save_dir, definition)
         done = steps_done(history.read(), options.client_name)
