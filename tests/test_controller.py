@@ -102,14 +102,6 @@ def test_every_list_of_a_small_space_is_drawn_once_then_it_is_exhausted():
         controller.next_tokens()
 
 
-def test_farther_false_stops_at_the_end_of_the_neighbourhood():
-    controller = LocalController([3, 2, 2], [0, 0, 0], seed=0)
-    _draw_without_moving(controller, 5)  # [0, 0, 0] and its 4 neighbours
-    with pytest.raises(ControllerError, match=r"within one token of \[0, 0, 0\] has been seen"):
-        controller.next_tokens(farther=False)
-    assert _distance(controller.next_tokens(), [0, 0, 0]) == 2
-
-
 def test_a_resumed_search_leaves_the_neighbourhood_the_same_way(tmp_path):
     a = LocalController(RANGE, INIT, seed=7, checkpoint_dir=str(tmp_path))
     a.reward(a.next_tokens(), 0.5, 1)

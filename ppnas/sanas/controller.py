@@ -101,12 +101,12 @@ class LocalController:
         self.records_written = 0
 
     # --- sampling ---------------------------------------------------------------------------------
-    def next_tokens(self, farther: bool = True) -> List[int]:
+    def next_tokens(self) -> List[int]:
         """PaddleSlim's draw (one token of the current tokens changed, never a list seen before) while the
         current tokens have an unseen neighbour; once they have none, a list farther away (`_far_tokens`).
 
-        farther=False raises ControllerError instead of leaving the neighbourhood: a server whose candidates
-        still out may yet move the current tokens waits for them first.
+        A controller server does not wait for its candidates still out before going farther: late in a long
+        search the neighbourhood is used up most of the time, and waiting would leave all clients but one idle.
         """
         with _own_rng(self):
             if self._unseen_neighbours():
@@ -114,10 +114,8 @@ class LocalController:
                     return [int(t) for t in self.sa.next_tokens()]
                 except SystemExit:  # its random tries missed the few unseen neighbours left: take one ourselves
                     tokens = self._pick(self._unseen_neighbours())
-            elif farther:
-                tokens = self._far_tokens()
             else:
-                raise ControllerError(f"every token list within one token of {self.sa._tokens} has been seen")
+                tokens = self._far_tokens()
             self.sa._searched[str(tokens)] = -1
             self.sa._current_tokens = tokens
             return tokens
