@@ -47,6 +47,12 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, tiny_wider, override
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_every_o_applies(capsys, tmp_path, tiny_wider):
+    config = write_det_config(tmp_path, tiny_wider)
+    code, err = run_cli(capsys, "-c", str(config), "-o", "serch_steps=3", "-o", "TrainDataset.dataset_dir=/no/such")
+    assert code == 2 and err.startswith("error: unknown key 'serch_steps'")  # the first -o was not dropped
+
+
 def test_missing_annotation_file(capsys, tmp_path, tiny_wider):
     empty = tmp_path / "empty_wider"
     (empty / "WIDER_train" / "images").mkdir(parents=True)
