@@ -20,7 +20,7 @@ from ppnas.cli import run_main
 from ppnas.device import select_device
 from ppnas.errors import ConfigError
 from ppnas.tasks import paddleseg_compat
-from ppnas.tasks.segmentation_config import config_with_model, iters_for, paddleseg_config
+from ppnas.tasks.segmentation_config import check_datasets, config_with_model, iters_for, paddleseg_config
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -49,6 +49,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         dic["batch_size"] = args.batch_size
     if args.iters:
         dic["iters"] = args.iters
+    check_datasets(dic, args.config)
     cfg = paddleseg_config(dic)
     train_dataset = cfg.train_dataset
     if not dic.get("iters"):  # a search config may give epochs: PaddleSeg's trainer counts iterations

@@ -29,6 +29,7 @@ from ppdet.modeling.post_process import BBoxPostProcess
 from ppdet.optimizer import LearningRate, OptimizerBuilder
 
 from ppnas.config import CONFIG_DIR_KEY, check_keys, resolve_path
+from ppnas.demo import demo_command
 from ppnas.errors import ConfigError, DataError
 from ppnas.sanas.search import IterCallback
 from ppnas.spaces import build_space
@@ -216,8 +217,9 @@ def _dataset(block: Optional[Mapping[str, Any]], cfg: Mapping[str, Any], which: 
     dataset_dir = resolve_path(cfg, kwargs.get("dataset_dir"))
     if not dataset_dir or not os.path.isdir(dataset_dir):
         raise DataError(
-            f"{which}.dataset_dir does not exist: {dataset_dir} "
-            "(run `python tools/make_demo_data.py` for the demo set, or point it at WIDER FACE)"
+            f"{which}.dataset_dir does not exist: {dataset_dir}; generate the demo set there with "
+            f"`{demo_command('wider', dataset_dir)}`, or put WIDER FACE there (WIDER_train/, WIDER_val/ and "
+            "wider_face_split/ from http://shuoyang1213.me/WIDERFACE/) or point the key at it"
         )
     for key in ("anno_path", "image_dir"):
         path = os.path.join(dataset_dir, kwargs.get(key) or "")

@@ -27,7 +27,7 @@ from ppnas.errors import ConfigError, DataError, SearchSpaceError
 from ppnas.sanas.search import IterCallback
 from ppnas.spaces import build_space
 from ppnas.tasks import paddleseg_compat
-from ppnas.tasks.segmentation_config import SegConfig, iters_for, paddleseg_config
+from ppnas.tasks.segmentation_config import SegConfig, check_datasets, iters_for, paddleseg_config
 from search_space.mobilenetv2_seg import MobileNetV2SegArch
 
 _logger = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class DeepLabTask:
 
     def _datasets(self) -> Tuple[paddle.io.Dataset, paddle.io.Dataset]:
         """Built once, so a wrong path stops the search before the first candidate."""
+        check_datasets(self.seg.paddleseg, self.seg.path or "config")
         cfg = paddleseg_config(self.seg.paddleseg)
         try:
             train, val = cfg.train_dataset, cfg.val_dataset
