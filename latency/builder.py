@@ -30,10 +30,9 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle import inference
-from paddle.base.dygraph.base import switch_to_static_graph
 from tqdm import tqdm
 
-from latency.opkeys import trace_ops
+from latency.opkeys import switch_to_static_graph, trace_ops
 from latency.table import LatencyTable, append_entries
 from ppnas.errors import ConfigError, TableError
 
