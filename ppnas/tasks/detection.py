@@ -3,13 +3,13 @@
 Route (see ../shared/notes/PILOTS.md): ppdet objects are built directly from the config's
 PaddleDetection-style blocks, not through `ppdet.core.workspace.load_config/create`, because those mutate
 one process-global config and overrides would leak from one candidate into the next.
-Reward = AP at IoU 0.5 over all faces, from `ppdet.metrics.map_utils.DetectionMAP` fed per image (ppdet's
-`WiderFace` metric computes no AP).
+Reward = AP at IoU 0.5 over all faces, from ppdet's `VOCMetric` (ppdet's `WiderFaceMetric` computes no AP).
 """
 
 import copy
 import logging
 import os
+import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -18,11 +18,11 @@ import yaml
 from paddle.io import DistributedBatchSampler
 from ppdet.data.reader import EvalReader, TrainReader
 from ppdet.data.source.widerface import WIDERFaceDataSet
-from ppdet.metrics.map_utils import DetectionMAP
+from ppdet.metrics import VOCMetric
 from ppdet.modeling.architectures import BlazeFace
 from ppdet.modeling.backbones import BlazeNet
 from ppdet.modeling.heads import FaceHead
-from ppdet.modeling.layers import AnchorGeneratorSSD, MultiClassNMS, SSDBox
+from ppdet.modeling.layers import AnchorGeneratorSSD, MatrixNMS, MultiClassNMS, SSDBox
 from ppdet.modeling.losses import SSDLoss
 from ppdet.modeling.necks import BlazeNeck
 from ppdet.modeling.post_process import BBoxPostProcess
@@ -179,14 +179,28 @@ def build_blazeface(structure: Mapping[str, Any], model_cfg: Optional[Mapping[st
         **head_cfg,
     )
     post_cfg = copy.deepcopy(cfg.get("BBoxPostProcess") or {})
-    decode_cfg = post_cfg.get("decode") or {}
-    nms_cfg = post_cfg.get("nms") or {}
     post = BBoxPostProcess(
         num_classes=num_classes,
-        decode=SSDBox(**{k: v for k, v in decode_cfg.items() if k != "name"}),
-        nms=MultiClassNMS(**{k: v for k, v in nms_cfg.items() if k != "name"}),
+        decode=_post_part(post_cfg, "decode", POST_CLASSES["decode"]),
+        nms=_post_part(post_cfg, "nms", POST_CLASSES["nms"]),
     )
     return BlazeFace(backbone=backbone, blaze_head=head, neck=neck, post_process=post)
+
+
+# the ppdet classes BBoxPostProcess's decode and nms may name for BlazeFace (the first is the default):
+# SSDBox decodes FaceHead's anchor offsets; the NMS classes take its [N, M, 4] boxes and [N, C, M] scores
+POST_CLASSES = {"decode": {"SSDBox": SSDBox}, "nms": {"MultiClassNMS": MultiClassNMS, "MatrixNMS": MatrixNMS}}
+
+
+def _post_part(post_cfg: Mapping[str, Any], part: str, classes: Mapping[str, type]) -> Any:
+    """BBoxPostProcess.<part> built as configured: the class its `name` names, with the other keys."""
+    block = dict(post_cfg.get(part) or {})
+    name = block.pop("name", next(iter(classes)))
+    if name not in classes:
+        raise ConfigError(
+            f"BBoxPostProcess.{part}.name: {name!r} is not supported here; use one of {', '.join(classes)}"
+        )
+    return classes[name](**block)
 
 
 class BlazeFaceForward(paddle.nn.Layer):
@@ -327,28 +341,37 @@ class BlazeFaceTask:
             epoch += 1
 
     def evaluate(self, model: BlazeFace) -> float:
-        """AP at IoU 0.5 over all faces of the eval set, boxes compared in original-image pixels."""
+        """AP at IoU 0.5 over all faces of the eval set, boxes compared in original-image pixels: ppdet's
+        VOCMetric update (scale-factor division, zero-padding pruning, per-image DetectionMAP), integral AP."""
         self._loaders()
-        metric = DetectionMAP(class_num=1, overlap_thresh=0.5, map_type="integral", catid2name={0: "face"})
+        metric = voc_metric()
         model.eval()
         with paddle.no_grad():
             for data in self._eval_loader:
-                out = model(data)
-                bboxes = out["bbox"].numpy()
-                counts = out["bbox_num"].numpy()
-                start = 0
-                for i, count in enumerate(counts):
-                    pred = bboxes[start : start + int(count)]
-                    start += int(count)
-                    pred = pred[pred[:, 1] > 0]  # ppdet adds a score-0 fake box to an image without any
-                    scale_y, scale_x = data["scale_factor"][i].numpy()
-                    gt_box = data["gt_bbox"][i].numpy() / np.array([scale_x, scale_y, scale_x, scale_y])
-                    gt_label = data["gt_class"][i].numpy().reshape(-1)
-                    keep = (gt_box[:, 2] > gt_box[:, 0]) & (gt_box[:, 3] > gt_box[:, 1])  # no padded boxes
-                    metric.update(pred[:, 2:6], pred[:, 1], pred[:, 0], gt_box[keep], gt_label[keep])
-        metric.accumulate()
+                metric.update(data, model(data))
+                # kept only for a bbox.json, written with output_eval alone: on WIDER val up to 3226 x 750
+                # boxes in Python lists, hundreds of MB per candidate
+                metric.results = {key: [] for key in metric.results}
+        ppdet_log = logging.getLogger(VOCMetric.__module__)  # its "Accumulating..." line would break the progress bar
+        level = ppdet_log.level
+        ppdet_log.setLevel(logging.WARNING)
+        try:
+            metric.accumulate()
+        finally:
+            ppdet_log.setLevel(level)
         model.train()
-        return float(metric.get_map())
+        return float(metric.get_results()["bbox"][0])
+
+
+def voc_metric() -> VOCMetric:
+    """ppdet's VOCMetric for one class, 'face'. All faces count (evaluate_difficult): WIDER FACE samples have
+    no `difficult` field. A score-0 box ppdet adds to an image without detections ranks last and moves no
+    recall, so it leaves the AP as it is."""
+    with tempfile.TemporaryDirectory(prefix="ppnas_voc_") as folder:
+        label_list = os.path.join(folder, "label_list.txt")  # VOCMetric reads class names from a file, once
+        with open(label_list, "w", encoding="utf-8") as f:
+            f.write("face\n")
+        return VOCMetric(label_list, class_num=1, overlap_thresh=0.5, map_type="integral", evaluate_difficult=True)
 
 
 def _data_loader(reader: Any, dataset: WIDERFaceDataSet, batch_sampler: Any, worker_num: int) -> paddle.io.DataLoader:
