@@ -39,9 +39,21 @@ _logger = logging.getLogger(__name__)
 FRAGMENT_FILE = "blazeface_nas.yml"
 WEIGHTS_FILE = "best_model.pdparams"
 BLAZENET_KEYS = ("blaze_filters", "double_blaze_filters", "use_5x5kernel", "act")  # all 2.x BlazeNet takes
+# The stock face config of PaddleDetection 2.0 to 2.7, configs/face_detection/blazeface_1000e.yml: its
+# _BASE_ list (relative to configs/face_detection/); a searched fragment goes last, so its blocks win.
+STOCK_FACE_BASES = (
+    "../datasets/wider_face.yml",
+    "../runtime.yml",
+    "_base_/optimizer_1000e.yml",
+    "_base_/blazeface.yml",
+    "_base_/face_reader.yml",
+)
+FULL_CONFIG_SUFFIX = "_1000e.yml"  # <fragment stem>_1000e.yml is written next to each fragment
+# {fragment}: the fragment's absolute path, {stem}: the same without .yml, {name}: its file name without .yml
 FULL_TRAIN_HINT = (
-    "add {fragment} to the _BASE_ list of your PaddleDetection face config (after its model base), then "
-    "python tools/train.py -c configs/face_detection/blazeface_nas.yml  (in PaddleDetection)"
+    "# from the root of a PaddleDetection 2.x clone, WIDER FACE in dataset/wider_face:\n"
+    "cp {fragment} {stem}" + FULL_CONFIG_SUFFIX + " configs/face_detection/\n"
+    "python tools/train.py -c configs/face_detection/{name}" + FULL_CONFIG_SUFFIX
 )
 
 SEARCH_KEYS = {
@@ -134,9 +146,34 @@ def fragment_for(structure: Mapping[str, Any], act: Optional[str] = "relu") -> D
 
 
 def write_fragment(structure: Mapping[str, Any], path: str) -> None:
+    """The fragment at `path`, and next to it the complete PaddleDetection config that trains it
+    (`full_config_path(path)`, see write_full_config)."""
     with open(path, "w", encoding="utf-8") as f:
         f.write("# BlazeFace-NAS structure found by ppnas; add this file to _BASE_ of a face-detection config.\n")
         yaml.safe_dump(fragment_for(structure), f, default_flow_style=None, sort_keys=False)
+    write_full_config(path)
+
+
+def full_config_path(fragment: str) -> str:
+    return os.path.splitext(fragment)[0] + FULL_CONFIG_SUFFIX
+
+
+def write_full_config(fragment: str) -> str:
+    """A complete PaddleDetection 2.x face config: the stock blazeface_1000e.yml's bases, then `fragment`.
+    It and the fragment go into PaddleDetection's configs/face_detection/, where those bases resolve."""
+    name = os.path.splitext(os.path.basename(fragment))[0]
+    path = full_config_path(fragment)
+    bases = "".join(f"  '{base}',\n" for base in (*STOCK_FACE_BASES, f"{name}.yml"))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(
+            f"# A searched BlazeFace trained fully by PaddleDetection 2.x: the bases of its stock\n"
+            f"# configs/face_detection/blazeface_1000e.yml, then the searched structure {name}.yml (last: it wins).\n"
+            f"# Copy this file and {name}.yml into PaddleDetection's configs/face_detection/, then, from its root:\n"
+            f"#   python tools/train.py -c configs/face_detection/{os.path.basename(path)}\n"
+            f"_BASE_: [\n{bases}]\n"
+            f"weights: output/{name}{FULL_CONFIG_SUFFIX[:-4]}/model_final\n"
+        )
+    return path
 
 
 def structure_block(structure: Mapping[str, Any]) -> str:
@@ -284,7 +321,7 @@ class BlazeFaceTask:
         weights = os.path.join(save_dir, WEIGHTS_FILE)
         write_fragment(self.decode(tokens), fragment)
         paddle.save(model.state_dict(), weights)
-        return [fragment, weights]
+        return [fragment, full_config_path(fragment), weights]
 
     def summary(self, tokens: Sequence[int]) -> str:
         return structure_block(self.decode(tokens))
