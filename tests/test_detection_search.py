@@ -16,7 +16,8 @@ from ppnas.errors import ConfigError, ConstraintError, ControllerError
 from ppnas.history import History
 from ppnas.sanas.controller import SANAS_CHECKPOINT
 from ppnas.sanas.runner import SearchOptions, run_task
-from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
+from ppnas.spaces import build_space
+from ppnas.tasks.detection import BlazeFaceForward, BlazeFaceTask, build_blazeface, with_search_defaults
 
 
 def _setup(tmp_path, tiny_wider, *overrides):
@@ -198,3 +199,25 @@ def test_fragment_drops_into_paddledetection_config(tmp_path):
     assert out["bbox"].shape[1] == 6
     assert [s.channels for s in model.backbone.out_shape] == [32, 48]  # double tokens 4 and 6
     assert len(model.backbone.blaze_block) == 7
+
+
+def test_demo_config_comment_states_the_share_of_neighbours_outside_its_window():
+    import re
+
+    from conftest import DEMO_DET_CONFIG
+
+    comment = DEMO_DET_CONFIG.read_text()
+    claim = re.search(r"has ([\d.]+) MFLOPs and (\d+) of its (\d+) one-token neighbours fall outside", comment)
+    assert claim, "the demo config's comment no longer states the neighbours outside the window"
+    cfg = load_config(str(DEMO_DET_CONFIG))
+    space = build_space(cfg["search_space"], kernel_choices=cfg["kernel_choices"])
+    constraint = Constraint.from_config(cfg["Constraint"], cfg)
+    shape = [1, 3, cfg["input_size"], cfg["input_size"]]
+    measure = lambda tokens: constraint.measure(BlazeFaceForward(build_blazeface(space.decode(tokens), cfg)), shape)  # noqa: E731
+    init = space.init_tokens()
+    assert f"{measure(init).flops / 1e6:.1f}" == claim.group(1)
+    neighbours = [
+        init[:i] + [v] + init[i + 1 :] for i, r in enumerate(space.range_table()) for v in range(r) if v != init[i]
+    ]
+    outside = sum(not constraint.admits(measure(tokens)) for tokens in neighbours)
+    assert (outside, len(neighbours)) == (int(claim.group(2)), int(claim.group(3)))
