@@ -61,9 +61,9 @@ def read_meta(save_dir: str) -> Optional[Dict[str, Any]]:
 
 
 def bounds_text(low: Optional[float], high: Optional[float], unit: str) -> str:
-    """'in [8, 14] MFLOPs', '<= 14 MFLOPs', '>= 8 MFLOPs', or 'no bound set' (never an infinite bound)."""
+    """"in [8, 14] MFLOPs", "<= 14 MFLOPs", ">= 8 MFLOPs", or "not bounded" (never an infinite bound)."""
     if low is None and high is None:
-        return "no bound set"
+        return "not bounded"
     if low is None:
         text = f"<= {high:g}"
     elif high is None:

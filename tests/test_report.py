@@ -112,7 +112,7 @@ def test_window_units_and_open_bounds():
     assert (seconds.low, seconds.high) == (10.0, None)
     assert seconds.describe() == "latency >= 0.01 s = >= 10 ms"
     unbounded = Window.from_meta({"ctype": "flops", "min_constraint": None, "max_constraint": None})
-    assert unbounded.describe() == "flops no bound set" and not unbounded.bounded
+    assert unbounded.describe() == "flops not bounded" and not unbounded.bounded
     assert Window.from_meta(None) is None
     with pytest.raises(ConfigError, match="unknown latency unit 'fortnights'"):
         Window.from_meta({"ctype": "latency", "min_constraint": 1, "max_constraint": 2, "unit": "fortnights"})
@@ -317,8 +317,8 @@ def test_unbounded_window_is_worded_without_infinities(tmp_path, capsys):
     (tmp_path / META_FILE).write_text(json.dumps({"kind": "segmentation", "ctype": "flops"}))
     write_report(str(tmp_path))
     text = (tmp_path / REPORT_MD).read_text()
-    assert "- constraint: flops no bound set\n" in text and "inf" not in text
-    assert capsys.readouterr().out.startswith("top 2 candidates (flops no bound set):")
+    assert "- constraint: flops not bounded\n" in text and "inf" not in text
+    assert capsys.readouterr().out.startswith("top 2 candidates (flops not bounded):")
 
 
 def test_pareto_legend_gives_the_window_in_the_axis_unit_and_steps_are_whole():
