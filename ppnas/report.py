@@ -218,18 +218,6 @@ def _save(figure: Figure, path: str) -> str:
     return path
 
 
-def plot_pareto(
-    records: Sequence[Record],
-    axis: Axis,
-    window: Optional[Window],
-    front: Sequence[Record],
-    best: Optional[Record],
-    meta: Optional[Dict[str, Any]],
-    path: str,
-) -> str:
-    return _save(pareto_figure(records, axis, window, front, best, meta), path)
-
-
 def pareto_figure(
     records: Sequence[Record],
     axis: Axis,
@@ -330,10 +318,6 @@ def pareto_figure(
         loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=2, fontsize=9, borderaxespad=0
     )  # above: hides no point
     return figure
-
-
-def plot_search_curve(records: Sequence[Record], meta: Optional[Dict[str, Any]], path: str) -> str:
-    return _save(search_curve_figure(records, meta), path)
 
 
 def search_curve_figure(records: Sequence[Record], meta: Optional[Dict[str, Any]]) -> Figure:
@@ -544,10 +528,9 @@ def write_report(save_dir: str, out_dir: Optional[str] = None, top: int = 5) -> 
     best = top_candidates(records, top, axis.key, window)
     front = pareto_front(records, axis.key, window)
     fragments = write_fragments(best, meta, out_dir)
-    pareto = plot_pareto(
-        records, axis, window, front, best[0] if best else None, meta, os.path.join(out_dir, PARETO_PNG)
-    )
-    curve = plot_search_curve(records, meta, os.path.join(out_dir, CURVE_PNG))
+    best_one = best[0] if best else None
+    pareto = _save(pareto_figure(records, axis, window, front, best_one, meta), os.path.join(out_dir, PARETO_PNG))
+    curve = _save(search_curve_figure(records, meta), os.path.join(out_dir, CURVE_PNG))
     report = os.path.join(out_dir, REPORT_MD)
     with open(report, "w", encoding="utf-8") as f:
         f.write(render_markdown(records, meta, window, axis, best, front, fragments, save_dir))
