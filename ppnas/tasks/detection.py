@@ -48,7 +48,8 @@ STOCK_FACE_BASES = (
     "_base_/blazeface.yml",
     "_base_/face_reader.yml",
 )
-FULL_CONFIG_SUFFIX = "_1000e.yml"  # <fragment stem>_1000e.yml is written next to each fragment
+FULL_CONFIG_TAG = "_1000e"  # <fragment stem>_1000e.yml is written next to each fragment, as the stock name goes
+FULL_CONFIG_SUFFIX = f"{FULL_CONFIG_TAG}.yml"
 # {fragment}: the fragment's absolute path, {stem}: the same without .yml, {name}: its file name without .yml
 FULL_TRAIN_HINT = (
     "# from the root of a PaddleDetection 2.x clone, WIDER FACE in dataset/wider_face:\n"
@@ -171,7 +172,7 @@ def write_full_config(fragment: str) -> str:
             f"# Copy this file and {name}.yml into PaddleDetection's configs/face_detection/, then, from its root:\n"
             f"#   python tools/train.py -c configs/face_detection/{os.path.basename(path)}\n"
             f"_BASE_: [\n{bases}]\n"
-            f"weights: output/{name}{FULL_CONFIG_SUFFIX[:-4]}/model_final\n"
+            f"weights: output/{name}{FULL_CONFIG_TAG}/model_final\n"
         )
     return path
 

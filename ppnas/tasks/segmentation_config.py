@@ -22,6 +22,7 @@ import yaml
 
 from ppnas.config import CONFIG_DIR_KEY, resolve_path
 from ppnas.constraint import Constraint
+from ppnas.demo import demo_command
 from ppnas.errors import ConfigError, DataError
 
 SLIM_KEY = "SLIM"
@@ -193,8 +194,6 @@ CITYSCAPES_HINT = (
 def check_datasets(cfg: Mapping[str, Any], where: str = "config") -> None:
     """Stop with the path the config expects and how to get the data, before PaddleSeg reads it (its own
     messages name no path for Cityscapes and would be the first thing a new user sees)."""
-    from ppnas.demo import demo_command
-
     for block in ("train_dataset", "val_dataset"):
         dataset = cfg.get(block)
         if not isinstance(dataset, Mapping) or not isinstance(dataset.get("dataset_root"), str):
