@@ -4,7 +4,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from latency.builder import cpu_model
 
@@ -20,10 +20,11 @@ def machine() -> Dict[str, Any]:
     }
 
 
-def save_result(name: str, result: Dict[str, Any]) -> pathlib.Path:
-    """Print the result as one JSON object and write it to bench/results/<name>.json."""
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def save_result(name: str, result: Dict[str, Any], folder: Optional[str] = None) -> pathlib.Path:
+    """Print the result as one JSON object and write it to <folder>/<name>.json (default bench/results)."""
+    where = pathlib.Path(folder) if folder else RESULTS
+    where.mkdir(exist_ok=True)
+    path = where / f"{name}.json"
     text = json.dumps(result, indent=2, sort_keys=True)
     path.write_text(text + "\n")
     print(text)

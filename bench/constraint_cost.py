@@ -1,6 +1,7 @@
 """What does checking the Constraint cost per BlazeFace candidate at 640 input?
 
-python bench/constraint_cost.py [-c configs/demo/blazeface_demo.yml] [--candidates 10] [--repeats 3]
+python bench/constraint_cost.py [-c configs/demo/blazeface_demo.yml] [--table configs/latency_855.txt]
+                                [--candidates 10] [--repeats 3]
 
 Ours: `Constraint.measure` on the candidate's dygraph model = ONE shape-only static trace, giving both the
 table latency (latency_855.txt keys) and the FLOPs (paddle.flops's rules applied to the traced layer calls,
@@ -16,7 +17,7 @@ its FLOPs with PaddleSlim's static `flops(program)`.
 Prints one JSON object and writes bench/results/constraint_cost.json.
 """
 
-import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
+import ppnas  # noqa: F401  # isort: skip  # before paddle and paddleslim, see ppnas/__init__.py
 import argparse
 import contextlib
 import io
@@ -25,7 +26,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import paddle
 from paddleslim.analysis import flops as static_flops
@@ -35,13 +36,14 @@ from latency.candidates import load_candidates
 from latency.estimate import estimate_latency, estimate_ops
 from latency.flops import count_flops
 from latency.opkeys import program_ops
+from ppnas.cli import run_main
 from ppnas.config import load_config
 from ppnas.constraint import Constraint
 from ppnas.tasks.detection import build_blazeface, with_search_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
-TABLE = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "latency_855.txt"))
+TABLE = os.path.join(ROOT, "configs", "latency_855.txt")  # the shipped Snapdragon 855 table
 SIZE = 640
 MAX_BOXES = 8
 
@@ -98,18 +100,33 @@ def original_example(structure: Mapping[str, Any], cfg: Mapping[str, Any], table
     return estimate_ops(program_ops(program), table).total, static_flops(program)
 
 
-def main() -> Dict[str, Any]:
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", default=os.path.join(ROOT, "configs", "demo", "blazeface_demo.yml"))
+    parser.add_argument("--table", default=TABLE, help="latency table with the candidates' keys (default: %(default)s)")
     parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="timings of ours per candidate (median kept)")
     parser.add_argument("--seed", type=int, default=2)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    constraint = Constraint(ctype="latency", max_constraint=57489, min_constraint=18000, table_file=args.table)
+    output = measure(args, constraint)
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "constraint_cost.json"), "w", encoding="utf-8") as f:
+        json.dump(output, f, indent=1)
+    json.dump(output, sys.stdout)
+    print()
+    return 0
+
+
+def measure(args: argparse.Namespace, constraint: Constraint) -> Dict[str, Any]:
     paddle.set_device("cpu")
     cfg = with_search_defaults(load_config(args.config))
     source = load_candidates(args.config)
     source.set_input_size(SIZE)
-    constraint = Constraint(ctype="latency", max_constraint=57489, min_constraint=18000, table_file=TABLE)
     table = constraint.table
     shape = source.input_shape
     source.measurable(source.init_tokens)  # first-use costs (imports, kernels) are not per candidate
@@ -138,7 +155,7 @@ def main() -> Dict[str, Any]:
         "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
         "paddle": paddle.__version__,
         "input_shape": shape,
-        "table": os.path.basename(TABLE),
+        "table": os.path.basename(args.table),
         "candidates": len(ours),
         "median_ms": ours_ms,
         "median_ms_latency_only": statistics.median(ours_latency),
@@ -156,9 +173,4 @@ def main() -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
-    output = main()
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "constraint_cost.json"), "w", encoding="utf-8") as f:
-        json.dump(output, f, indent=1)
-    json.dump(output, sys.stdout)
-    print()
+    run_main(main)

@@ -9,6 +9,9 @@ How an op is timed (see ../shared/notes/PILOTS.md, "Latency on this CPU"):
 - on CPU with 1 thread the clock is the calling thread's CPU time (`time.thread_time_ns`): all compute runs
   in that thread and the figure ignores time stolen by other processes; otherwise wall time;
 - the fixed cost of one `predictor.run()` (a trivial program timed in the same passes) is subtracted;
+- an op that times below that reference (noise larger than the op) is timed again; one that stays below
+  is priced at its own time (an upper bound, never 0: it is not free) and listed in the header
+  (`unstable=key|key`);
 - with MKLDNN a one-op program pays a NCHW -> oneDNN layout reorder that a real chain never pays, so each
   op is timed behind a 1x1-conv prefix and the prefix alone is subtracted (`prefix=1` in the header).
 The engine settings go into the table header (4th field) and `build_table` refuses to extend a table built
@@ -27,10 +30,9 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 from paddle import inference
-from paddle.base.dygraph.base import switch_to_static_graph
 from tqdm import tqdm
 
-from latency.opkeys import trace_ops
+from latency.opkeys import switch_to_static_graph, trace_ops
 from latency.table import LatencyTable, append_entries
 from ppnas.errors import ConfigError, TableError
 
@@ -274,23 +276,35 @@ def _pass_orders(count: int, passes: int, seed: int = 0) -> List[List[int]]:
     return [list(range(count))] + [list(rng.permutation(count)) for _ in range(passes - 1)]
 
 
+@dataclass
+class OpTimes:
+    """Latency of each op alone; `unstable[i]` when op i timed below its reference in every attempt (noise
+    larger than the op): then `times[i]` is the op program's own time, an upper bound, never 0 (free)."""
+
+    times: List[float]
+    unstable: List[bool]
+
+
 class OpTimer:
     """Times single ops; the reference program (prefix alone, or the trivial program) is measured with each."""
 
-    def __init__(self, settings: EngineSettings) -> None:
+    def __init__(self, settings: EngineSettings, retries: int = 2) -> None:
         self.settings = settings
         self.timer = RunTimer(settings)
+        self.retries = retries
 
-    def ops_us(self, specs: Sequence[Dict[str, Any]]) -> List[float]:
-        """Latency of each op alone. All ops of `specs` and their references (the prefix alone, or the
-        trivial program) are timed in the same interleaved passes, each pass with fresh predictors created
-        in another order: a burst of load, or an unlucky memory placement of one predictor's buffers (seen
-        here to slow a conv 5x), spoils one sample, not the minimum."""
+    def reference_programs(self, specs: Sequence[Dict[str, Any]]) -> List[Tuple[bytes, bytes, List[List[int]]]]:
+        """What is subtracted from each op's time: the prefix alone on its input, or one trivial program."""
         if self.settings.prefix:
-            programs = [op_program(spec, True) for spec in specs]
-            programs += [op_program(None, True, _input_shapes(spec)[:1]) for spec in specs]
-        else:
-            programs = [op_program(spec, False) for spec in specs] + [op_program(None, False)]
+            return [op_program(None, True, _input_shapes(spec)[:1]) for spec in specs]
+        return [op_program(None, False)]
+
+    def _differences(self, specs: Sequence[Dict[str, Any]]) -> Tuple[List[float], List[float]]:
+        """(op time - reference time, op time) of each spec. All ops and references are timed in the same
+        interleaved passes, each pass with fresh predictors created in another order: a burst of load, or an
+        unlucky memory placement of one predictor's buffers (seen here to slow a conv 5x), spoils one sample,
+        not the minimum."""
+        programs = [op_program(spec, self.settings.prefix) for spec in specs] + self.reference_programs(specs)
         best = [float("inf")] * len(programs)
         for order in _pass_orders(len(programs), self.settings.passes):
             for i in order:
@@ -298,13 +312,51 @@ class OpTimer:
                 predictor = make_predictor(self.settings, program, params)
                 _feed(predictor, shapes)
                 best[i] = min(best[i], self.timer.median_us(predictor))
-        if self.settings.prefix:
-            return [max(op - ref, 0.0) for op, ref in zip(best[: len(specs)], best[len(specs) :])]
-        *times, overhead = best
-        return [max(op - overhead, 0.0) for op in times]
+        ops, refs = best[: len(specs)], best[len(specs) :]
+        refs = refs if len(refs) == len(ops) else refs * len(ops)
+        return [op - ref for op, ref in zip(ops, refs)], ops
+
+    def ops_us(self, specs: Sequence[Dict[str, Any]]) -> OpTimes:
+        """Each op's time over its reference. An op that times below its reference is timed again (up to
+        `retries` times); one that stays below is priced at its own time and flagged (see OpTimes)."""
+        times, raw = self._differences(specs)
+        todo = [i for i, value in enumerate(times) if value < 0]
+        for _ in range(self.retries):
+            if not todo:
+                break
+            _logger.info("%d ops timed below their reference: timing them again", len(todo))
+            again, again_raw = self._differences([specs[i] for i in todo])
+            for i, value, own in zip(todo, again, again_raw):
+                times[i], raw[i] = value, min(raw[i], own)
+            todo = [i for i in todo if times[i] < 0]
+        for i in todo:
+            times[i] = raw[i]
+        unstable = set(todo)
+        return OpTimes(times=times, unstable=[i in unstable for i in range(len(specs))])
 
 
 # ---- whole tables ------------------------------------------------------------------------------------
+
+UNSTABLE_KEY = "unstable"  # header setting: keys that timed below their reference in every sweep
+UNSTABLE_SEP = "|"
+
+
+def unstable_keys(table: LatencyTable) -> List[str]:
+    """Keys the header flags as unstable (priced at an upper bound, see OpTimes)."""
+    return [key for key in table.settings.get(UNSTABLE_KEY, "").split(UNSTABLE_SEP) if key]
+
+
+def _flag_unstable(path: str, keys: Iterable[str], cleared: Iterable[str] = ()) -> None:
+    """Add `keys` to (and drop `cleared` from) the header's unstable list."""
+    table = LatencyTable.load(path)
+    flagged = [key for key in unstable_keys(table) if key not in set(cleared)]
+    flagged += [key for key in keys if key not in flagged]
+    if flagged == unstable_keys(table):
+        return
+    table.settings.pop(UNSTABLE_KEY, None)
+    if flagged:
+        table.settings[UNSTABLE_KEY] = UNSTABLE_SEP.join(flagged)
+    table.save()
 
 
 def collect_ops(models: Iterable[paddle.nn.Layer], input_shape: Sequence[int]) -> Dict[str, Dict[str, Any]]:
@@ -342,30 +394,37 @@ def build_table(
     progress: bool = True,
     chunk: int = 32,
     sweeps: int = 2,
+    timer: Optional[OpTimer] = None,
 ) -> LatencyTable:
     """Time every key of `ops` that the table at `path` lacks, `chunk` keys at a time (timed in the same
     interleaved passes), appending each chunk as soon as it is measured: an interrupted build resumes
     where it stopped. Then `sweeps - 1` more sweeps re-time the keys measured now and keep each key's
     minimum: the sweeps are minutes apart, and on this machine a conv shape was seen to run 4-8x slower
-    for tens of seconds at a time (CPU time, not waiting). Returns the loaded table."""
+    for tens of seconds at a time (CPU time, not waiting). A key that timed below its reference in every
+    sweep is flagged in the header (`unstable=key|key`, see OpTimes). Returns the loaded table."""
     table = open_table(path, settings)
     todo = [(key, spec) for key, spec in ops.items() if key not in table.entries]
     _logger.info("%s: %d keys already measured, %d to measure", path, len(ops) - len(todo), len(todo))
-    timer = OpTimer(settings)
+    timer = timer or OpTimer(settings)
+    stable: Dict[str, float] = {}  # the minimum over sweeps of each key's stable measurements
+    upper: Dict[str, float] = {}  # the minimum of the upper bounds of keys not (yet) measured stably
     for sweep in range(sweeps if todo else 0):
-        best: Dict[str, float] = {}
         with tqdm(total=len(todo), desc=f"timing ops ({sweep + 1}/{sweeps})", unit="op", disable=not progress) as bar:
             for start in range(0, len(todo), chunk):
                 keys, specs = zip(*todo[start : start + chunk])
-                times = timer.ops_us(specs)
+                measured = timer.ops_us(specs)
+                for key, value, unsure in zip(keys, measured.times, measured.unstable):
+                    found = upper if unsure else stable
+                    found[key] = min(found.get(key, value), value)
                 if sweep == 0:
-                    append_entries(path, zip(keys, times))
-                best.update(zip(keys, times))
+                    append_entries(path, zip(keys, measured.times))
+                    _flag_unstable(path, [k for k, unsure in zip(keys, measured.unstable) if unsure])
                 bar.update(len(keys))
         if sweep:
             table = LatencyTable.load(path)
-            table.entries.update({key: min(table.entries[key], value) for key, value in best.items()})
+            table.entries.update({key: stable.get(key, upper.get(key)) for key, _ in todo})
             table.save()
+            _flag_unstable(path, [], cleared=stable)
     return LatencyTable.load(path)
 
 

@@ -26,14 +26,24 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
-from paddle.base import core, framework
-from paddle.base.dygraph.base import _to_static_mode_guard_, switch_to_static_graph
-from paddle.base.unique_name import UniqueNameGenerator
-from paddle.base.unique_name import guard as UniqueNameGuard
-from paddle.jit.dy2static.program_translator import ProgramTranslator
 
 from latency.table import ACTIVATIONS, op_kind
 from ppnas.errors import TableError
+
+try:  # Paddle 2.6's private program-building internals: check_paddle_version() guards their use
+    from paddle.base import core, framework
+    from paddle.base.dygraph.base import _to_static_mode_guard_, switch_to_static_graph
+    from paddle.base.unique_name import UniqueNameGenerator
+    from paddle.base.unique_name import guard as UniqueNameGuard
+    from paddle.jit.dy2static.program_translator import ProgramTranslator
+except ImportError:  # another Paddle: the first trace stops with check_paddle_version's message
+
+    def switch_to_static_graph(function: Any) -> Any:
+        return function
+
+
+PADDLE_SERIES = "2.6"  # the Paddle these internals were read from (and tested on)
+_version_checked = False
 
 ELTWISE_KIND = {"elementwise_mul": 1, "elementwise_add": 2}
 ELTWISE_OPS = {"elementwise_add", "elementwise_sub", "elementwise_mul", "elementwise_div", "elementwise_max"}
@@ -198,8 +208,24 @@ def _without_op_callstacks() -> Iterator[None]:
         framework.traceback = saved
 
 
+def check_paddle_version(version: Optional[str] = None) -> None:
+    """Stop with a clear message on a Paddle other than PADDLE_SERIES: the tracing relies on its private
+    internals (paddle.base.framework program building, the to_static guard, its parameter recorder), which
+    other versions rename or change without notice, so a key could silently come out wrong."""
+    version = version or paddle.__version__
+    if version.split(".")[:2] != PADDLE_SERIES.split("."):
+        raise TableError(
+            f"latency/opkeys.py was written for Paddle {PADDLE_SERIES}.x (it uses private paddle.base internals) "
+            f"and this is Paddle {version}: install paddlepaddle==2.6.2 (constraints.txt)"
+        )
+
+
 def traced_program(layer: paddle.nn.Layer, input_shape: Sequence[int]) -> paddle.static.Program:
     """The static program Paddle builds for `layer` on one float32 image of `input_shape` (eval mode)."""
+    global _version_checked
+    if not _version_checked:  # once per process
+        check_paddle_version()
+        _version_checked = True
     was_training = layer.training
     layer.eval()
     try:

@@ -11,6 +11,13 @@ broken, nothing in-process can repair it, so we stop with an explanation instead
 import zlib  # isort: skip
 import os
 import sys
+import warnings
+
+# paddle imports the stdlib distutils; paddleslim's latency_predictor then imports pip, and setuptools'
+# distutils hack (_distutils_hack.clear_distutils) warns "Setuptools is replacing distutils." on every
+# command. The swap is harmless here (nothing of ours uses distutils); the filter must be set before
+# paddleslim is imported, and every import of ppnas.* runs this file first.
+warnings.filterwarnings("ignore", message="Setuptools is replacing distutils", category=UserWarning)
 
 __version__ = "0.1.0"
 

@@ -4,6 +4,7 @@ A loaded config is a plain dict. The folder of the top-level file is kept under 
 relative paths inside it (a latency table, a dataset) resolve against the config, not the shell.
 """
 
+import argparse
 import difflib
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional
@@ -77,6 +78,13 @@ def load_config(path: str, _seen: Optional[List[str]] = None) -> Dict[str, Any]:
     merged = merge(merged, data)
     merged[CONFIG_DIR_KEY] = os.path.dirname(path)
     return merged
+
+
+def add_override_option(parser: argparse.ArgumentParser, example: str = "key=value a.b=value") -> None:
+    """`-o key=value ...`, repeatable: `-o a=1 -o b=2` applies both (argparse's default would keep the last)."""
+    parser.add_argument(
+        "-o", "--opt", nargs="+", action="extend", default=[], help=f"override config keys: -o {example} (repeatable)"
+    )
 
 
 def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:

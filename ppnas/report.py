@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ppnas.errors import ConfigError, PpnasError
 from ppnas.history import HISTORY_FILE, History, best_record
@@ -59,6 +60,19 @@ def read_meta(save_dir: str) -> Optional[Dict[str, Any]]:
     return meta
 
 
+def bounds_text(low: Optional[float], high: Optional[float], unit: str) -> str:
+    """"in [8, 14] MFLOPs", "<= 14 MFLOPs", ">= 8 MFLOPs", or "not bounded" (never an infinite bound)."""
+    if low is None and high is None:
+        return "not bounded"
+    if low is None:
+        text = f"<= {high:g}"
+    elif high is None:
+        text = f">= {low:g}"
+    else:
+        text = f"in [{low:g}, {high:g}]"
+    return f"{text} {unit}".rstrip()
+
+
 @dataclass(frozen=True)
 class Window:
     """The constraint window on one record field; bounds in the record's unit (latency: ms)."""
@@ -74,8 +88,7 @@ class Window:
             return None
         ctype, low, high = meta["ctype"], meta.get("min_constraint"), meta.get("max_constraint")
         unit = {"flops": "FLOPs", "params": "params"}.get(ctype) or str(meta.get("unit") or "")
-        text = f"{ctype} in [{'-inf' if low is None else f'{low:g}'}, {'+inf' if high is None else f'{high:g}'}]"
-        text = f"{text} {unit}".rstrip()
+        text = f"{ctype} {bounds_text(low, high, unit)}"
         if ctype == "latency":
             if not meta.get("unit"):
                 raise ConfigError(f"{meta.get('_path', META_FILE)}: ctype is latency but 'unit' is missing")
@@ -88,9 +101,14 @@ class Window:
         """The window as written, and in milliseconds too for latency (the plots' unit)."""
         if self.key != "latency_ms" or not self.bounded:
             return self.text
-        low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "+inf" if self.high is None else f"{self.high:g}"
-        return f"{self.text} = [{low}, {high}] ms"
+        return f"{self.text} = {bounds_text(self.low, self.high, 'ms').removeprefix('in ')}"
+
+    def in_axis_unit(self, axis: "Axis") -> str:
+        """The window in the unit of the plot's x axis (e.g. MFLOPs), for its legend."""
+        if axis.key != self.key or not self.bounded:
+            return self.describe()
+        scaled = [None if bound is None else bound / axis.divisor for bound in (self.low, self.high)]
+        return f"{self.text.split(' ')[0]} {bounds_text(*scaled, axis.unit)}"
 
     @property
     def bounded(self) -> bool:
@@ -158,6 +176,7 @@ class Axis:
     key: str
     divisor: float
     label: str
+    unit: str = ""  # of plotted values: "ms", "MFLOPs", "k params"
 
     def value(self, record: Record) -> float:
         return record[self.key] / self.divisor
@@ -172,12 +191,12 @@ def choose_axis(records: Sequence[Record], window: Optional[Window]) -> Axis:
     else:
         key = "flops"
     if key == "latency_ms":
-        return Axis(key, 1.0, "latency (ms, latency-table estimate)")
+        return Axis(key, 1.0, "latency (ms, latency-table estimate)", "ms")
     largest = max((abs(r[key]) for r in records if r.get(key) is not None), default=1.0)
     divisor, prefix = count_prefix(largest)
     if key == "flops":
-        return Axis(key, divisor, f"FLOPs ({prefix or 'count'}, paddle.flops: one multiply-add = 1)")
-    return Axis(key, divisor, f"parameters ({prefix or 'count'})")
+        return Axis(key, divisor, f"FLOPs ({prefix or 'count'}, paddle.flops: one multiply-add = 1)", f"{prefix}FLOPs")
+    return Axis(key, divisor, f"parameters ({prefix or 'count'})", f"{prefix} params".strip())
 
 
 # --- figures -------------------------------------------------------------------------------------
@@ -199,15 +218,14 @@ def _save(figure: Figure, path: str) -> str:
     return path
 
 
-def plot_pareto(
+def pareto_figure(
     records: Sequence[Record],
     axis: Axis,
     window: Optional[Window],
     front: Sequence[Record],
     best: Optional[Record],
     meta: Optional[Dict[str, Any]],
-    path: str,
-) -> str:
+) -> Figure:
     """Reward against cost; unrewarded draws (rejected, failed) on a strip under the plot."""
     figure = Figure(figsize=FIGURE_INCHES)
     grid = figure.add_gridspec(2, 1, height_ratios=(6, 1), hspace=0.08, top=0.8, bottom=0.09, left=0.11, right=0.97)
@@ -283,7 +301,7 @@ def plot_pareto(
             for bound in (window.low, window.high):
                 if bound is not None:
                     ax.axvline(bound / axis.divisor, color="tab:green", linestyle="--", linewidth=1)
-        main.axvspan(0, 0, color="tab:green", alpha=0.12, label=f"constraint window: {window.describe()}")
+        main.axvspan(0, 0, color="tab:green", alpha=0.12, label=f"constraint window: {window.in_axis_unit(axis)}")
         low, high = min(low, span_low), max(high, span_high)
         margin = 0.03 * (high - low)  # keep the bounds visible when every candidate sits inside the window
         main.set_xlim(low - margin, high + margin)
@@ -299,10 +317,10 @@ def plot_pareto(
     main.legend(
         loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=2, fontsize=9, borderaxespad=0
     )  # above: hides no point
-    return _save(figure, path)
+    return figure
 
 
-def plot_search_curve(records: Sequence[Record], meta: Optional[Dict[str, Any]], path: str) -> str:
+def search_curve_figure(records: Sequence[Record], meta: Optional[Dict[str, Any]]) -> Figure:
     """Reward of every rewarded candidate in the order rewarded, and the best so far."""
     trained = rewarded(records)
     order = list(range(1, len(trained) + 1))
@@ -323,12 +341,13 @@ def plot_search_curve(records: Sequence[Record], meta: Optional[Dict[str, Any]],
         label="best so far",
         zorder=4,
     )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("search step (rewarded candidates, in the order they finished)")
     ax.set_ylabel(_reward_label(meta))
     figure.suptitle(_title(meta, f"search curve ({len(trained)} rewarded candidates)"), y=0.97)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=3, fontsize=9, borderaxespad=0)
-    return _save(figure, path)
+    return figure
 
 
 # --- tables and report.md ------------------------------------------------------------------------
@@ -406,7 +425,12 @@ def write_fragments(records: Sequence[Record], meta: Optional[Dict[str, Any]], o
 
 
 def train_command(meta: Dict[str, Any], fragment: str) -> str:
-    return str(meta["full_train_hint"]).replace("{fragment}", fragment)
+    """The runner's hint with {fragment} (absolute: the command may run in another folder), {stem} (that
+    path without .yml) and {name} (the file name without .yml) filled in; may span lines."""
+    path = os.path.abspath(fragment)
+    stem = os.path.splitext(path)[0]
+    hint = str(meta["full_train_hint"])
+    return hint.replace("{fragment}", path).replace("{stem}", stem).replace("{name}", os.path.basename(stem))
 
 
 def _counts(records: Sequence[Record]) -> Dict[str, int]:
@@ -451,7 +475,7 @@ def render_markdown(
     if meta and meta.get("config"):
         lines.append(f"- config: `{meta['config']}`")
     if window is not None:
-        lines.append(f"- constraint: {window.describe()}" + ("" if window.bounded else " (no bound set)"))
+        lines.append(f"- constraint: {window.describe()}")
     else:
         lines.append(f"- constraint: unknown (no {META_FILE} in save_dir): every trained candidate is ranked")
     lines.append(
@@ -474,7 +498,7 @@ def render_markdown(
         lines.append(", ".join(measured) + f"; tokens `{record.get('tokens')}`")
         lines += ["", "```yaml", *structure_lines(record.get("structure") or {}), "```", ""]
         if rank <= len(fragments):
-            lines += [f"Train it fully: {train_command(meta, fragments[rank - 1])}", ""]
+            lines += ["Train it fully:", "", "```bash", train_command(meta, fragments[rank - 1]), "```", ""]
     lines += _deploy_lines(records, meta, many)
     lines += [
         "## Pareto front",
@@ -523,15 +547,17 @@ def write_report(save_dir: str, out_dir: Optional[str] = None, top: int = 5) -> 
     best = top_candidates(records, top, axis.key, window)
     front = pareto_front(records, axis.key, window)
     fragments = write_fragments(best, meta, out_dir)
-    pareto = plot_pareto(
-        records, axis, window, front, best[0] if best else None, meta, os.path.join(out_dir, PARETO_PNG)
-    )
-    curve = plot_search_curve(records, meta, os.path.join(out_dir, CURVE_PNG))
+    best_one = best[0] if best else None
+    pareto = _save(pareto_figure(records, axis, window, front, best_one, meta), os.path.join(out_dir, PARETO_PNG))
+    curve = _save(search_curve_figure(records, meta), os.path.join(out_dir, CURVE_PNG))
     report = os.path.join(out_dir, REPORT_MD)
     with open(report, "w", encoding="utf-8") as f:
         f.write(render_markdown(records, meta, window, axis, best, front, fragments, save_dir))
     many = many_clients(records)
-    where = f"under the constraint ({window.describe()})" if window else f"(no {META_FILE}: no constraint known)"
+    if window is None:
+        where = f"(no {META_FILE}: no constraint known)"
+    else:
+        where = f"under the constraint ({window.describe()})" if window.bounded else f"({window.describe()})"
     print(f"top {len(best)} candidates {where}:")
     print(plain_table(*table_rows(best, many)) if best else "(none inside the window)")
     print(f"wrote {pareto}, {curve}, {report}" + (f" and {len(fragments)} config fragments" if fragments else ""))

@@ -71,3 +71,24 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     assert resolve_path(cfg, "t.txt") == str(tmp_path / "t.txt")
     assert resolve_path(cfg, "/abs/t.txt") == "/abs/t.txt"
     assert resolve_path(cfg, None) is None
+
+
+@pytest.mark.parametrize(
+    "tool, required",
+    [
+        ("train_nas", ["-c", "x.yml"]),
+        ("latency", ["-c", "x.yml", "--tokens", "1"]),
+        ("build_latency_table", ["-c", "x.yml", "--out", "t.txt"]),
+    ],
+)
+def test_repeated_o_merges_in_every_tool(tool, required):
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(f"tool_{tool}", ROOT / "tools" / f"{tool}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.parse_args([*required, "-o", "a=1", "b.c=2", "-o", "d=3"])
+    assert args.opt == ["a=1", "b.c=2", "d=3"]
+    assert parse_overrides(args.opt) == {"a": 1, "b": {"c": 2}, "d": 3}

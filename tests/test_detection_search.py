@@ -8,14 +8,16 @@ import paddle
 import pytest
 import yaml
 from conftest import ROOT, write_det_config
+from ppdet.metrics.map_utils import DetectionMAP
 
 from ppnas.config import load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
-from ppnas.errors import ConstraintError, ControllerError
+from ppnas.errors import ConfigError, ConstraintError, ControllerError
 from ppnas.history import History
 from ppnas.sanas.controller import SANAS_CHECKPOINT
 from ppnas.sanas.runner import SearchOptions, run_task
-from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
+from ppnas.spaces import build_space
+from ppnas.tasks.detection import BlazeFaceForward, BlazeFaceTask, build_blazeface, with_search_defaults
 
 
 def _setup(tmp_path, tiny_wider, *overrides):
@@ -110,6 +112,28 @@ def test_new_search_refuses_a_save_dir_that_holds_one(tmp_path, tiny_wider):
         run_task(BlazeFaceTask(cfg), again, Constraint())
 
 
+def per_image_detection_map(task, model):
+    """AP as the project computed it before it used ppdet's VOCMetric: DetectionMAP fed image by image,
+    gt boxes divided by the scale factor, padded boxes and ppdet's score-0 fake box dropped."""
+    metric = DetectionMAP(class_num=1, overlap_thresh=0.5, map_type="integral", catid2name={0: "face"})
+    model.eval()
+    with paddle.no_grad():
+        for data in task._eval_loader:
+            out = model(data)
+            bboxes, counts, start = out["bbox"].numpy(), out["bbox_num"].numpy(), 0
+            for i, count in enumerate(counts):
+                pred = bboxes[start : start + int(count)]
+                start += int(count)
+                pred = pred[pred[:, 1] > 0]
+                scale_y, scale_x = data["scale_factor"][i].numpy()
+                gt_box = data["gt_bbox"][i].numpy() / np.array([scale_x, scale_y, scale_x, scale_y])
+                gt_label = data["gt_class"][i].numpy().reshape(-1)
+                keep = (gt_box[:, 2] > gt_box[:, 0]) & (gt_box[:, 3] > gt_box[:, 1])
+                metric.update(pred[:, 2:6], pred[:, 1], pred[:, 0], gt_box[keep], gt_label[keep])
+    metric.accumulate()
+    return float(metric.get_map())
+
+
 def test_training_lowers_the_loss_and_raises_ap(tmp_path, tiny_wider):
     cfg, _ = _setup(tmp_path, tiny_wider, "max_iters=30", "LearningRate.base_lr=0.01")
     task = BlazeFaceTask(cfg)
@@ -117,10 +141,42 @@ def test_training_lowers_the_loss_and_raises_ap(tmp_path, tiny_wider):
     model = task.build(task.space.init_tokens())
     untrained = task.evaluate(model)
     losses = []
-    task.train_and_evaluate(model, lambda i, n, loss: losses.append(loss))
+    trained = task.train_and_evaluate(model, lambda i, n, loss: losses.append(loss))
     assert len(losses) == 30
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     assert untrained < 0.05
+    assert trained > untrained + 0.02, f"30 iterations moved AP from {untrained:.4f} to {trained:.4f} only"
+    # ppdet's VOCMetric (the reward) and the per-image DetectionMAP it replaced agree on the same set
+    assert trained == pytest.approx(per_image_detection_map(task, model), abs=1e-9)
+    assert task.evaluate(model) == trained
+
+
+def _model_config(**blocks):
+    return {**load_config(str(ROOT / "configs" / "_base_" / "blazeface_nas_model.yml")), **blocks}
+
+
+@pytest.mark.parametrize("name", ["MultiClassNMS", "MatrixNMS"])
+def test_configured_nms_class_is_built(name):
+    from ppnas.tasks.detection import build_blazeface
+    from search_space.blazeface import BlazeFaceNasSpace
+
+    structure = BlazeFaceNasSpace(kernel_choices=[3]).decode([3, 5, 4, 6, 1, 2, 3, 4, 0])
+    nms = {"name": name, "keep_top_k": 7, "score_threshold": 0.01}
+    model = build_blazeface(structure, _model_config(BBoxPostProcess={"decode": {"name": "SSDBox"}, "nms": nms}))
+    assert type(model.post_process.nms).__name__ == name and model.post_process.nms.keep_top_k == 7
+
+
+def test_unsupported_decode_or_nms_class_is_refused():
+    from ppnas.tasks.detection import build_blazeface
+    from search_space.blazeface import BlazeFaceNasSpace
+
+    structure = BlazeFaceNasSpace(kernel_choices=[3]).decode([3, 5, 4, 6, 1, 2, 3, 4, 0])
+    with pytest.raises(
+        ConfigError, match="BBoxPostProcess.decode.name: 'RCNNBox' is not supported here; use one of SSDBox"
+    ):
+        build_blazeface(structure, _model_config(BBoxPostProcess={"decode": {"name": "RCNNBox"}}))
+    with pytest.raises(ConfigError, match="nms.name: 'Foo' is not supported here; use one of MultiClassNMS, MatrixNMS"):
+        build_blazeface(structure, _model_config(BBoxPostProcess={"nms": {"name": "Foo"}}))
 
 
 def test_fragment_drops_into_paddledetection_config(tmp_path):
@@ -143,3 +199,25 @@ def test_fragment_drops_into_paddledetection_config(tmp_path):
     assert out["bbox"].shape[1] == 6
     assert [s.channels for s in model.backbone.out_shape] == [32, 48]  # double tokens 4 and 6
     assert len(model.backbone.blaze_block) == 7
+
+
+def test_demo_config_comment_states_the_share_of_neighbours_outside_its_window():
+    import re
+
+    from conftest import DEMO_DET_CONFIG
+
+    comment = DEMO_DET_CONFIG.read_text()
+    claim = re.search(r"has ([\d.]+) MFLOPs and (\d+) of its (\d+) one-token neighbours fall outside", comment)
+    assert claim, "the demo config's comment no longer states the neighbours outside the window"
+    cfg = load_config(str(DEMO_DET_CONFIG))
+    space = build_space(cfg["search_space"], kernel_choices=cfg["kernel_choices"])
+    constraint = Constraint.from_config(cfg["Constraint"], cfg)
+    shape = [1, 3, cfg["input_size"], cfg["input_size"]]
+    measure = lambda tokens: constraint.measure(BlazeFaceForward(build_blazeface(space.decode(tokens), cfg)), shape)  # noqa: E731
+    init = space.init_tokens()
+    assert f"{measure(init).flops / 1e6:.1f}" == claim.group(1)
+    neighbours = [
+        init[:i] + [v] + init[i + 1 :] for i, r in enumerate(space.range_table()) for v in range(r) if v != init[i]
+    ]
+    outside = sum(not constraint.admits(measure(tokens)) for tokens in neighbours)
+    assert (outside, len(neighbours)) == (int(claim.group(2)), int(claim.group(3)))

@@ -35,3 +35,4 @@ def test_entry_points_start(script):
     result = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-1500:]
     assert "usage" in result.stdout.lower()
+    assert "Setuptools is replacing distutils" not in result.stderr  # paddle + paddleslim's `import pip`

@@ -117,3 +117,14 @@ def test_blazeface_nas_at_640_uses_only_keys_of_the_855_table(latency_855_path):
         assert [k for k in convs if k not in table.entries] == []
         if expected_us is not None:
             assert sum(table.entries[k] for k in convs) == pytest.approx(expected_us)
+
+
+def test_another_paddle_version_stops_with_a_clear_message(monkeypatch):
+    from latency import opkeys
+    from ppnas.errors import TableError
+
+    opkeys.check_paddle_version()  # the installed one (2.6.x) passes
+    monkeypatch.setattr(opkeys, "_version_checked", False)
+    monkeypatch.setattr(paddle, "__version__", "3.0.0")
+    with pytest.raises(TableError, match=r"written for Paddle 2\.6\.x .* this is Paddle 3\.0\.0: install paddlepaddle"):
+        trace_ops(paddle.nn.ReLU(), [1, 3, 8, 8])

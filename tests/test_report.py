@@ -106,11 +106,13 @@ def test_front_leaves_out_candidates_outside_the_window():
 
 def test_window_units_and_open_bounds():
     flops = Window.from_meta({"ctype": "flops", "min_constraint": None, "max_constraint": 3e8, "unit": "FLOPs"})
-    assert (flops.key, flops.low, flops.high, flops.text) == ("flops", None, 3e8, "flops in [-inf, 3e+08] FLOPs")
+    assert (flops.key, flops.low, flops.high, flops.text) == ("flops", None, 3e8, "flops <= 3e+08 FLOPs")
     assert flops.admits(trained(1, 0.5, flops=3e8)) and not flops.admits(trained(1, 0.5, flops=3.01e8))
     seconds = Window.from_meta({"ctype": "latency", "min_constraint": 0.01, "max_constraint": None, "unit": "s"})
     assert (seconds.low, seconds.high) == (10.0, None)
-    assert seconds.describe() == "latency in [0.01, +inf] s = [10, +inf] ms"
+    assert seconds.describe() == "latency >= 0.01 s = >= 10 ms"
+    unbounded = Window.from_meta({"ctype": "flops", "min_constraint": None, "max_constraint": None})
+    assert unbounded.describe() == "flops not bounded" and not unbounded.bounded
     assert Window.from_meta(None) is None
     with pytest.raises(ConfigError, match="unknown latency unit 'fortnights'"):
         Window.from_meta({"ctype": "latency", "min_constraint": 1, "max_constraint": 2, "unit": "fortnights"})
@@ -228,7 +230,7 @@ def test_report_files_match_the_history(tmp_path, monkeypatch, capsys):
         f"rank{n}_local_step{s}.yml" for n, s in [(1, 10), (2, 8), (3, 6)]
     ]
     assert json.loads(open(fragments[0]).read()) == {"Backbone": {"width": 10}}
-    assert f"Train it fully: python tools/train.py -c face.yml -o _BASE_+={fragments[0]}" in text
+    assert f"Train it fully:\n\n```bash\npython tools/train.py -c face.yml -o _BASE_+={fragments[0]}\n```" in text
 
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "top 3 candidates under the constraint (latency in [14000, 28000] us = [14, 28] ms):"
@@ -308,3 +310,84 @@ def test_tool_writes_the_report(tmp_path, capsys):
     assert stop.value.code == 0
     assert sorted(os.listdir(tmp_path / "rep")) == [PARETO_PNG, REPORT_MD, CURVE_PNG]
     assert capsys.readouterr().out.splitlines()[2].split()[:3] == ["1", "2", "0.6000"]
+
+
+def test_unbounded_window_is_worded_without_infinities(tmp_path, capsys):
+    _history(tmp_path, [trained(1, 0.5), trained(2, 0.6)])
+    (tmp_path / META_FILE).write_text(json.dumps({"kind": "segmentation", "ctype": "flops"}))
+    write_report(str(tmp_path))
+    text = (tmp_path / REPORT_MD).read_text()
+    assert "- constraint: flops not bounded\n" in text and "inf" not in text
+    assert capsys.readouterr().out.startswith("top 2 candidates (flops not bounded):")
+
+
+def test_pareto_legend_gives_the_window_in_the_axis_unit_and_steps_are_whole():
+    from ppnas.report import pareto_figure, search_curve_figure
+
+    records = [trained(i, 0.1 * i, flops=(8 + i) * 1e6) for i in range(1, 4)]
+    window = Window.from_meta({"ctype": "flops", "min_constraint": 8e6, "max_constraint": 1.35e7})
+    axis = choose_axis(records, window)
+    assert axis.unit == "MFLOPs"
+    figure = pareto_figure(records, axis, window, pareto_front(records, "flops", window), records[-1], None)
+    labels = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert "constraint window: flops in [8, 13.5] MFLOPs" in labels
+    curve = search_curve_figure(records, None)
+    ticks = curve.axes[0].get_xticks()
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+
+
+def test_detection_report_trains_the_best_fully_with_a_stock_paddledetection_layout(tmp_path):
+    """The printed command, run as printed in a PaddleDetection 2.x layout, gives a config ppdet loads."""
+    import shlex
+    import shutil
+
+    import yaml
+    from ppdet.core.workspace import create
+    from ppdet.core.workspace import load_config as ppdet_load_config
+
+    from ppnas.tasks import detection
+    from search_space.blazeface import BlazeFaceNasSpace
+
+    structure = BlazeFaceNasSpace(kernel_choices=[3]).decode([3, 5, 4, 6, 1, 2, 3, 4, 0])
+    record = {**trained(1, 0.5), "structure": structure}
+    save_dir = tmp_path / "search"
+    _history(save_dir, [record])
+    meta = {"kind": "detection", "ctype": "flops", "fragment_writer": "ppnas.tasks.detection:write_fragment"}
+    meta["full_train_hint"] = detection.FULL_TRAIN_HINT
+    (save_dir / META_FILE).write_text(json.dumps(meta))
+    write_report(str(save_dir))
+    text = (save_dir / REPORT_MD).read_text()
+    command = text.split("Train it fully:\n\n```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert "blazeface_nas.yml" not in text.split("Train it fully:")[1]  # no config PaddleDetection 2.x lacks
+    assert command[0].startswith("# from the root of a PaddleDetection 2.x clone")
+    copy, train = (shlex.split(line) for line in command[1:])
+    assert train == ["python", "tools/train.py", "-c", "configs/face_detection/rank1_local_step1_1000e.yml"]
+
+    # PaddleDetection's face_detection layout, with the stock bases' model and readers (ours mirror them)
+    clone = tmp_path / "PaddleDetection"
+    face = clone / "configs" / "face_detection"
+    (face / "_base_").mkdir(parents=True)
+    (clone / "configs" / "datasets").mkdir()
+    shutil.copy(ROOT + "/configs/_base_/blazeface_nas_model.yml", face / "_base_" / "blazeface.yml")
+    shutil.copy(ROOT + "/configs/_base_/face_reader.yml", face / "_base_" / "face_reader.yml")
+    (face / "_base_" / "optimizer_1000e.yml").write_text("epoch: 1000\n")
+    (clone / "configs" / "datasets" / "wider_face.yml").write_text("metric: WiderFace\nnum_classes: 1\n")
+    (clone / "configs" / "runtime.yml").write_text("use_gpu: false\n")
+    assert copy[0] == "cp" and copy[-1] == "configs/face_detection/"
+    for source in copy[1:-1]:
+        shutil.copy(source, clone / copy[-1])
+    full = clone / train[-1]
+    assert yaml.safe_load(full.read_text())["_BASE_"][:-1] == list(detection.STOCK_FACE_BASES)
+    cfg = ppdet_load_config(str(full))  # PaddleDetection's own loader
+    assert cfg["BlazeNet"]["double_blaze_filters"] == [list(b) for b in structure["double_blaze_filters"]]
+    assert [s.channels for s in create(cfg.architecture).backbone.out_shape] == [32, 48]
+
+
+def test_segmentation_full_training_suggestion_scales_to_the_dataset():
+    from ppnas.tasks.segmentation import FULL_TRAIN_HINT
+
+    assert "--epochs 108" in FULL_TRAIN_HINT and "--iters" not in FULL_TRAIN_HINT
+    spec = importlib.util.spec_from_file_location("train_seg_tool", os.path.join(ROOT, "tools", "train_seg.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.parse_args(["--config", "c.yml", "--model", "m.yml", "--epochs", "108"]).epochs == 108

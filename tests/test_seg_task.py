@@ -4,9 +4,10 @@ import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import logging
 
 import pytest
+from conftest import ROOT
 from seg_helpers import make_tiny_config
 
-from ppnas.errors import ConstraintError
+from ppnas.errors import ConstraintError, DataError
 from ppnas.history import History
 from ppnas.sanas.controller import LocalController
 from ppnas.sanas.search import SearchSettings, run_search, seed_everything
@@ -78,3 +79,26 @@ def test_flops_window_rejects_before_training(tmp_path):
     assert [r["status"] for r in records] == ["rejected", "rejected"]
     assert all(r["flops"] > 1000 and "outside flops in [-inf, 1000]" in r["reason"] for r in records)
     assert all(r["reward"] is None for r in records) and task.mious == []  # nothing was trained
+
+
+def test_missing_cityscapes_names_the_expected_path_and_how_to_get_the_data(tmp_path):
+    where = tmp_path / "cityscapes"
+    seg = load_seg_config(str(ROOT / "configs" / "cityscape.yaml"), ["train_dataset.dataset_root", str(where)])
+    with pytest.raises(DataError) as err:
+        DeepLabTask(seg)
+    message = str(err.value)
+    assert f"train_dataset.dataset_root expects Cityscapes in {where}, but {where} is missing" in message
+    assert "https://www.cityscapes-dataset.com" in message and "createTrainIdLabelImgs" in message
+    assert "`python tools/make_seg_demo_data.py --out data/demo_cityscapes`" in message
+
+
+def test_missing_demo_set_names_the_command_that_makes_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = str(tmp_path / "data" / "demo_cityscapes")
+    seg = load_seg_config(str(ROOT / "configs" / "demo" / "cityscape_demo.yaml"), ["train_dataset.dataset_root", root])
+    with pytest.raises(
+        DataError,
+        match=f"dataset_root not found: {root}; generate the demo set with "
+        "`python tools/make_seg_demo_data.py --out data/demo_cityscapes`",
+    ):
+        DeepLabTask(seg)

@@ -47,6 +47,21 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, tiny_wider, override
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_missing_demo_set_names_the_command_that_makes_it(capsys, tmp_path, tiny_wider, monkeypatch):
+    config = write_det_config(tmp_path, tiny_wider, TrainDataset={"dataset_dir": "data/demo_wider"})
+    monkeypatch.chdir(tmp_path)  # the dataset path resolves against the config's folder, shown from here
+    code, err = run_cli(capsys, "-c", str(config))
+    assert code == 2
+    assert f"dataset_dir does not exist: {tmp_path}/data/demo_wider; generate the demo set there with " in err
+    assert "`python tools/make_demo_data.py --out data/demo_wider`" in err
+
+
+def test_every_o_applies(capsys, tmp_path, tiny_wider):
+    config = write_det_config(tmp_path, tiny_wider)
+    code, err = run_cli(capsys, "-c", str(config), "-o", "serch_steps=3", "-o", "TrainDataset.dataset_dir=/no/such")
+    assert code == 2 and err.startswith("error: unknown key 'serch_steps'")  # the first -o was not dropped
+
+
 def test_missing_annotation_file(capsys, tmp_path, tiny_wider):
     empty = tmp_path / "empty_wider"
     (empty / "WIDER_train" / "images").mkdir(parents=True)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from latency.builder import EngineSettings, build_table, collect_ops
 from latency.candidates import load_candidates
 from ppnas.cli import run_main
+from ppnas.config import add_override_option
 from ppnas.device import select_device
 
 _logger = logging.getLogger("build_latency_table")
@@ -39,7 +40,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--passes", type=int, default=3, help="interleaved medians per key; the min is kept")
     parser.add_argument("--sweeps", type=int, default=2, help="times the whole list is timed; the min is kept")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("-o", "--opt", nargs="+", default=[], help="override config keys: -o key=value")
+    add_override_option(parser)
     return parser.parse_args(argv)
 
 

@@ -37,6 +37,7 @@ from latency.estimate import MISSING_POLICIES, estimate_ops  # noqa: E402
 from latency.flops import trace_with_flops  # noqa: E402
 from latency.table import LatencyTable  # noqa: E402
 from ppnas.cli import run_main  # noqa: E402
+from ppnas.config import add_override_option  # noqa: E402
 from ppnas.constraint import count_params  # noqa: E402
 from ppnas.errors import ConfigError, SearchSpaceError  # noqa: E402
 
@@ -50,7 +51,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--table", help="latency table (default: the config's Constraint table_file)")
     parser.add_argument("--input-size", type=int, help="square input size (default: the config's)")
     parser.add_argument("--missing", choices=MISSING_POLICIES, help="missing-key policy (default: the config's)")
-    parser.add_argument("-o", "--opt", nargs="+", default=[], help="override config keys: -o key=value")
+    add_override_option(parser)
     return parser.parse_args(argv)
 
 

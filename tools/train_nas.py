@@ -9,7 +9,7 @@ from typing import List, Optional
 import paddle
 
 from ppnas.cli import run_main
-from ppnas.config import load_config, merge, parse_overrides
+from ppnas.config import add_override_option, load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
 from ppnas.device import select_device
 from ppnas.sanas.runner import SearchOptions, run_task
@@ -19,7 +19,7 @@ from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-c", "--config", required=True, help="search config (PaddleDetection-style YAML)")
-    parser.add_argument("-o", "--opt", nargs="+", default=[], help="override config keys: -o key=value a.b=value")
+    add_override_option(parser)
     parser.add_argument("-r", "--resume_checkpoint", default=None, help="save_dir of a search to resume")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--use_vdl", action="store_true", help="log to VisualDL")

@@ -2,7 +2,10 @@
 
     python tools/train_seg.py --config configs/cityscape.yaml \
         --model output/deeplabv3p_nas/best_model/deeplabv3p_nas.yml \
-        --iters 80000 --do_eval --save_dir output/deeplabv3p_nas_full
+        --epochs 108 --do_eval --save_dir output/deeplabv3p_nas_full
+
+(108 epochs: PaddleSeg's 80000 iterations of batch 4 over Cityscapes' 2975 training images; `--epochs` scales
+to any dataset, `--iters N` sets the iterations instead.)
 
 `--config` is any PaddleSeg config (a SLIM block is ignored); `--model` is a fragment written by the search
 (its `model:` replaces the config's, keys it lacks such as num_classes come from the config). PaddleSeg's
@@ -20,14 +23,18 @@ from ppnas.cli import run_main
 from ppnas.device import select_device
 from ppnas.errors import ConfigError
 from ppnas.tasks import paddleseg_compat
-from ppnas.tasks.segmentation_config import config_with_model, iters_for, paddleseg_config
+from ppnas.tasks.segmentation_config import check_datasets, config_with_model, iters_for, paddleseg_config
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="PaddleSeg config (datasets, optimizer, schedule)")
     parser.add_argument("--model", required=True, help="model fragment written by the search")
-    parser.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's)")
+    length.add_argument(
+        "--epochs", type=int, default=None, help="training epochs: iterations = epochs x (train images // batch_size)"
+    )
     parser.add_argument("--batch_size", type=int, default=None, help="batch size (default: the config's)")
     parser.add_argument("--save_dir", default="output/deeplabv3p_nas_full")
     parser.add_argument("--do_eval", action="store_true", help="evaluate mIoU at every save_interval")
@@ -49,6 +56,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         dic["batch_size"] = args.batch_size
     if args.iters:
         dic["iters"] = args.iters
+    if args.epochs:
+        dic["epochs"] = args.epochs
+        dic.pop("iters", None)
+    check_datasets(dic, args.config)
     cfg = paddleseg_config(dic)
     train_dataset = cfg.train_dataset
     if not dic.get("iters"):  # a search config may give epochs: PaddleSeg's trainer counts iterations

@@ -3,13 +3,13 @@
 Route (see ../shared/notes/PILOTS.md): ppdet objects are built directly from the config's
 PaddleDetection-style blocks, not through `ppdet.core.workspace.load_config/create`, because those mutate
 one process-global config and overrides would leak from one candidate into the next.
-Reward = AP at IoU 0.5 over all faces, from `ppdet.metrics.map_utils.DetectionMAP` fed per image (ppdet's
-`WiderFace` metric computes no AP).
+Reward = AP at IoU 0.5 over all faces, from ppdet's `VOCMetric` (ppdet's `WiderFaceMetric` computes no AP).
 """
 
 import copy
 import logging
 import os
+import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -18,17 +18,18 @@ import yaml
 from paddle.io import DistributedBatchSampler
 from ppdet.data.reader import EvalReader, TrainReader
 from ppdet.data.source.widerface import WIDERFaceDataSet
-from ppdet.metrics.map_utils import DetectionMAP
+from ppdet.metrics import VOCMetric
 from ppdet.modeling.architectures import BlazeFace
 from ppdet.modeling.backbones import BlazeNet
 from ppdet.modeling.heads import FaceHead
-from ppdet.modeling.layers import AnchorGeneratorSSD, MultiClassNMS, SSDBox
+from ppdet.modeling.layers import AnchorGeneratorSSD, MatrixNMS, MultiClassNMS, SSDBox
 from ppdet.modeling.losses import SSDLoss
 from ppdet.modeling.necks import BlazeNeck
 from ppdet.modeling.post_process import BBoxPostProcess
 from ppdet.optimizer import LearningRate, OptimizerBuilder
 
 from ppnas.config import CONFIG_DIR_KEY, check_keys, resolve_path
+from ppnas.demo import demo_command
 from ppnas.errors import ConfigError, DataError
 from ppnas.sanas.search import IterCallback
 from ppnas.spaces import build_space
@@ -38,9 +39,22 @@ _logger = logging.getLogger(__name__)
 FRAGMENT_FILE = "blazeface_nas.yml"
 WEIGHTS_FILE = "best_model.pdparams"
 BLAZENET_KEYS = ("blaze_filters", "double_blaze_filters", "use_5x5kernel", "act")  # all 2.x BlazeNet takes
+# The stock face config of PaddleDetection 2.0 to 2.7, configs/face_detection/blazeface_1000e.yml: its
+# _BASE_ list (relative to configs/face_detection/); a searched fragment goes last, so its blocks win.
+STOCK_FACE_BASES = (
+    "../datasets/wider_face.yml",
+    "../runtime.yml",
+    "_base_/optimizer_1000e.yml",
+    "_base_/blazeface.yml",
+    "_base_/face_reader.yml",
+)
+FULL_CONFIG_TAG = "_1000e"  # <fragment stem>_1000e.yml is written next to each fragment, as the stock name goes
+FULL_CONFIG_SUFFIX = f"{FULL_CONFIG_TAG}.yml"
+# {fragment}: the fragment's absolute path, {stem}: the same without .yml, {name}: its file name without .yml
 FULL_TRAIN_HINT = (
-    "add {fragment} to the _BASE_ list of your PaddleDetection face config (after its model base), then "
-    "python tools/train.py -c configs/face_detection/blazeface_nas.yml  (in PaddleDetection)"
+    "# from the root of a PaddleDetection 2.x clone, WIDER FACE in dataset/wider_face:\n"
+    "cp {fragment} {stem}" + FULL_CONFIG_SUFFIX + " configs/face_detection/\n"
+    "python tools/train.py -c configs/face_detection/{name}" + FULL_CONFIG_SUFFIX
 )
 EXPORT_HINT = (
     "python tools/export_model.py --family detection -c {config} --structure {save_dir}/"
@@ -137,9 +151,34 @@ def fragment_for(structure: Mapping[str, Any], act: Optional[str] = "relu") -> D
 
 
 def write_fragment(structure: Mapping[str, Any], path: str) -> None:
+    """The fragment at `path`, and next to it the complete PaddleDetection config that trains it
+    (`full_config_path(path)`, see write_full_config)."""
     with open(path, "w", encoding="utf-8") as f:
         f.write("# BlazeFace-NAS structure found by ppnas; add this file to _BASE_ of a face-detection config.\n")
         yaml.safe_dump(fragment_for(structure), f, default_flow_style=None, sort_keys=False)
+    write_full_config(path)
+
+
+def full_config_path(fragment: str) -> str:
+    return os.path.splitext(fragment)[0] + FULL_CONFIG_SUFFIX
+
+
+def write_full_config(fragment: str) -> str:
+    """A complete PaddleDetection 2.x face config: the stock blazeface_1000e.yml's bases, then `fragment`.
+    It and the fragment go into PaddleDetection's configs/face_detection/, where those bases resolve."""
+    name = os.path.splitext(os.path.basename(fragment))[0]
+    path = full_config_path(fragment)
+    bases = "".join(f"  '{base}',\n" for base in (*STOCK_FACE_BASES, f"{name}.yml"))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(
+            f"# A searched BlazeFace trained fully by PaddleDetection 2.x: the bases of its stock\n"
+            f"# configs/face_detection/blazeface_1000e.yml, then the searched structure {name}.yml (last: it wins).\n"
+            f"# Copy this file and {name}.yml into PaddleDetection's configs/face_detection/, then, from its root:\n"
+            f"#   python tools/train.py -c configs/face_detection/{os.path.basename(path)}\n"
+            f"_BASE_: [\n{bases}]\n"
+            f"weights: output/{name}{FULL_CONFIG_TAG}/model_final\n"
+        )
+    return path
 
 
 def structure_block(structure: Mapping[str, Any]) -> str:
@@ -182,14 +221,28 @@ def build_blazeface(structure: Mapping[str, Any], model_cfg: Optional[Mapping[st
         **head_cfg,
     )
     post_cfg = copy.deepcopy(cfg.get("BBoxPostProcess") or {})
-    decode_cfg = post_cfg.get("decode") or {}
-    nms_cfg = post_cfg.get("nms") or {}
     post = BBoxPostProcess(
         num_classes=num_classes,
-        decode=SSDBox(**{k: v for k, v in decode_cfg.items() if k != "name"}),
-        nms=MultiClassNMS(**{k: v for k, v in nms_cfg.items() if k != "name"}),
+        decode=_post_part(post_cfg, "decode", POST_CLASSES["decode"]),
+        nms=_post_part(post_cfg, "nms", POST_CLASSES["nms"]),
     )
     return BlazeFace(backbone=backbone, blaze_head=head, neck=neck, post_process=post)
+
+
+# the ppdet classes BBoxPostProcess's decode and nms may name for BlazeFace (the first is the default):
+# SSDBox decodes FaceHead's anchor offsets; the NMS classes take its [N, M, 4] boxes and [N, C, M] scores
+POST_CLASSES = {"decode": {"SSDBox": SSDBox}, "nms": {"MultiClassNMS": MultiClassNMS, "MatrixNMS": MatrixNMS}}
+
+
+def _post_part(post_cfg: Mapping[str, Any], part: str, classes: Mapping[str, type]) -> Any:
+    """BBoxPostProcess.<part> built as configured: the class its `name` names, with the other keys."""
+    block = dict(post_cfg.get(part) or {})
+    name = block.pop("name", next(iter(classes)))
+    if name not in classes:
+        raise ConfigError(
+            f"BBoxPostProcess.{part}.name: {name!r} is not supported here; use one of {', '.join(classes)}"
+        )
+    return classes[name](**block)
 
 
 class BlazeFaceForward(paddle.nn.Layer):
@@ -220,8 +273,9 @@ def _dataset(block: Optional[Mapping[str, Any]], cfg: Mapping[str, Any], which: 
     dataset_dir = resolve_path(cfg, kwargs.get("dataset_dir"))
     if not dataset_dir or not os.path.isdir(dataset_dir):
         raise DataError(
-            f"{which}.dataset_dir does not exist: {dataset_dir} "
-            "(run `python tools/make_demo_data.py` for the demo set, or point it at WIDER FACE)"
+            f"{which}.dataset_dir does not exist: {dataset_dir}; generate the demo set there with "
+            f"`{demo_command('wider', dataset_dir)}`, or put WIDER FACE there (WIDER_train/, WIDER_val/ and "
+            "wider_face_split/ from http://shuoyang1213.me/WIDERFACE/) or point the key at it"
         )
     for key in ("anno_path", "image_dir"):
         path = os.path.join(dataset_dir, kwargs.get(key) or "")
@@ -272,7 +326,7 @@ class BlazeFaceTask:
         weights = os.path.join(save_dir, WEIGHTS_FILE)
         write_fragment(self.decode(tokens), fragment)
         paddle.save(model.state_dict(), weights)
-        return [fragment, weights]
+        return [fragment, full_config_path(fragment), weights]
 
     def summary(self, tokens: Sequence[int]) -> str:
         return structure_block(self.decode(tokens))
@@ -329,28 +383,37 @@ class BlazeFaceTask:
             epoch += 1
 
     def evaluate(self, model: BlazeFace) -> float:
-        """AP at IoU 0.5 over all faces of the eval set, boxes compared in original-image pixels."""
+        """AP at IoU 0.5 over all faces of the eval set, boxes compared in original-image pixels: ppdet's
+        VOCMetric update (scale-factor division, zero-padding pruning, per-image DetectionMAP), integral AP."""
         self._loaders()
-        metric = DetectionMAP(class_num=1, overlap_thresh=0.5, map_type="integral", catid2name={0: "face"})
+        metric = voc_metric()
         model.eval()
         with paddle.no_grad():
             for data in self._eval_loader:
-                out = model(data)
-                bboxes = out["bbox"].numpy()
-                counts = out["bbox_num"].numpy()
-                start = 0
-                for i, count in enumerate(counts):
-                    pred = bboxes[start : start + int(count)]
-                    start += int(count)
-                    pred = pred[pred[:, 1] > 0]  # ppdet adds a score-0 fake box to an image without any
-                    scale_y, scale_x = data["scale_factor"][i].numpy()
-                    gt_box = data["gt_bbox"][i].numpy() / np.array([scale_x, scale_y, scale_x, scale_y])
-                    gt_label = data["gt_class"][i].numpy().reshape(-1)
-                    keep = (gt_box[:, 2] > gt_box[:, 0]) & (gt_box[:, 3] > gt_box[:, 1])  # no padded boxes
-                    metric.update(pred[:, 2:6], pred[:, 1], pred[:, 0], gt_box[keep], gt_label[keep])
-        metric.accumulate()
+                metric.update(data, model(data))
+                # kept only for a bbox.json, written with output_eval alone: on WIDER val up to 3226 images x
+                # 750 boxes x 6 numbers in Python lists (about 0.5 GB at 32 bytes a number) per candidate
+                metric.results = {key: [] for key in metric.results}
+        ppdet_log = logging.getLogger(VOCMetric.__module__)  # its "Accumulating..." line would break the progress bar
+        level = ppdet_log.level
+        ppdet_log.setLevel(logging.WARNING)
+        try:
+            metric.accumulate()
+        finally:
+            ppdet_log.setLevel(level)
         model.train()
-        return float(metric.get_map())
+        return float(metric.get_results()["bbox"][0])
+
+
+def voc_metric() -> VOCMetric:
+    """ppdet's VOCMetric for one class, 'face'. All faces count (evaluate_difficult): WIDER FACE samples have
+    no `difficult` field. A score-0 box ppdet adds to an image without detections ranks last and moves no
+    recall, so it leaves the AP as it is."""
+    with tempfile.TemporaryDirectory(prefix="ppnas_voc_") as folder:
+        label_list = os.path.join(folder, "label_list.txt")  # VOCMetric reads class names from a file, once
+        with open(label_list, "w", encoding="utf-8") as f:
+            f.write("face\n")
+        return VOCMetric(label_list, class_num=1, overlap_thresh=0.5, map_type="integral", evaluate_difficult=True)
 
 
 def _data_loader(reader: Any, dataset: WIDERFaceDataSet, batch_sampler: Any, worker_num: int) -> paddle.io.DataLoader:

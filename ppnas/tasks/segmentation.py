@@ -27,7 +27,7 @@ from ppnas.errors import ConfigError, DataError, SearchSpaceError
 from ppnas.sanas.search import IterCallback
 from ppnas.spaces import build_space
 from ppnas.tasks import paddleseg_compat
-from ppnas.tasks.segmentation_config import SegConfig, iters_for, paddleseg_config
+from ppnas.tasks.segmentation_config import SegConfig, check_datasets, iters_for, paddleseg_config
 from search_space.mobilenetv2_seg import MobileNetV2SegArch
 
 _logger = logging.getLogger(__name__)
@@ -36,8 +36,11 @@ BEST_DIR = "best_model"
 FRAGMENT_FILE = "deeplabv3p_nas.yml"
 WEIGHTS_FILE = "model.pdparams"
 MODEL_TYPE = "DeepLabV3P"
+# As many passes over the training set as PaddleSeg's 80000 iterations of batch 4 over Cityscapes' 2975
+# images: an epoch count scales to any dataset (80000 iterations on the 40-image demo set would be 8000 epochs).
+FULL_TRAIN_EPOCHS = round(80000 * 4 / 2975)
 FULL_TRAIN_HINT = (
-    "python tools/train_seg.py --config {config} --model {fragment} --iters 80000 --do_eval "
+    f"python tools/train_seg.py --config {{config}} --model {{fragment}} --epochs {FULL_TRAIN_EPOCHS} --do_eval "
     "--save_dir output/deeplabv3p_nas_full"
 )
 
@@ -119,6 +122,7 @@ class DeepLabTask:
 
     def _datasets(self) -> Tuple[paddle.io.Dataset, paddle.io.Dataset]:
         """Built once, so a wrong path stops the search before the first candidate."""
+        check_datasets(self.seg.paddleseg, self.seg.path or "config")
         cfg = paddleseg_config(self.seg.paddleseg)
         try:
             train, val = cfg.train_dataset, cfg.val_dataset

@@ -22,7 +22,8 @@ import yaml
 
 from ppnas.config import CONFIG_DIR_KEY, resolve_path
 from ppnas.constraint import Constraint
-from ppnas.errors import ConfigError
+from ppnas.demo import demo_command
+from ppnas.errors import ConfigError, DataError
 
 SLIM_KEY = "SLIM"
 SLIM_DEFAULTS: Dict[str, Any] = {
@@ -181,6 +182,41 @@ def resolve_dataset_paths(cfg: Dict[str, Any], config_dir: str) -> None:
             for key in DATASET_PATH_KEYS:
                 if isinstance(dataset.get(key), str):
                     dataset[key] = resolve_path(where, os.path.expanduser(dataset[key]))
+
+
+CITYSCAPES_HINT = (
+    "get Cityscapes from https://www.cityscapes-dataset.com (leftImg8bit_trainvaltest.zip and "
+    "gtFine_trainvaltest.zip, unzipped there, then cityscapesscripts' createTrainIdLabelImgs for the "
+    "*_gtFine_labelTrainIds.png), or try the demo: `{demo}` with configs/demo/cityscape_demo.yaml"
+)
+
+
+def check_datasets(cfg: Mapping[str, Any], where: str = "config") -> None:
+    """Stop with the path the config expects and how to get the data, before PaddleSeg reads it (its own
+    messages name no path for Cityscapes and would be the first thing a new user sees)."""
+    for block in ("train_dataset", "val_dataset"):
+        dataset = cfg.get(block)
+        if not isinstance(dataset, Mapping) or not isinstance(dataset.get("dataset_root"), str):
+            continue
+        root = dataset["dataset_root"]
+        if dataset.get("type") == "Cityscapes":
+            missing = [
+                p for p in (root, *(os.path.join(root, d) for d in ("leftImg8bit", "gtFine"))) if not os.path.isdir(p)
+            ]
+            if missing:
+                hint = CITYSCAPES_HINT.format(demo=demo_command("cityscapes", "data/demo_cityscapes"))
+                raise DataError(
+                    f"{where}: {block}.dataset_root expects Cityscapes in {root}, but {missing[0]} is missing; {hint}"
+                )
+            continue
+        mode = dataset.get("mode", "train")
+        list_file = dataset.get(f"{mode}_path")
+        for key, path in (("dataset_root", root), (f"{mode}_path", list_file)):
+            if isinstance(path, str) and not os.path.exists(path):
+                raise DataError(
+                    f"{where}: {block}.{key} not found: {path}; generate the demo set with "
+                    f"`{demo_command('cityscapes', root)}`, or point {block} at your data"
+                )
 
 
 def split_config(cfg: Mapping[str, Any], overrides: Sequence[str] = (), path: Optional[str] = None) -> SegConfig:

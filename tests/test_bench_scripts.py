@@ -1,0 +1,41 @@
+"""Benchmark scripts as a user runs them: the shipped table by default, bad input as one line, no litter."""
+
+import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
+import importlib.util
+import json
+import os
+import tempfile
+
+import pytest
+from conftest import LATENCY_855, ROOT
+
+from ppnas.cli import EXIT_USER_ERROR, run_main
+
+
+def _load(script, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # the scripts import bench/common.py
+    spec = importlib.util.spec_from_file_location(script, ROOT / "bench" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_constraint_cost_takes_table_defaulting_to_the_shipped_copy(monkeypatch, capsys):
+    bench = _load("constraint_cost", monkeypatch)
+    assert bench.parse_args([]).table == str(LATENCY_855) and LATENCY_855.is_file()
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(bench.main, ["--table", "/no/such/latency.txt"])
+    assert exit_info.value.code == EXIT_USER_ERROR
+    assert capsys.readouterr().err == "error: latency table not found: /no/such/latency.txt\n"
+
+
+def test_search_overhead_leaves_no_folder_behind(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where mkdtemp/TemporaryDirectory put folders
+    monkeypatch.chdir(ROOT)  # the script names the demo config relative to the repo
+    bench = _load("search_overhead", monkeypatch)
+    bench.main(["--steps", "1", "--max-iters", "1", "--results", str(tmp_path / "results")])
+    assert os.listdir(scratch) == []  # the generated set and the search's save_dir are gone
+    saved = json.loads((tmp_path / "results" / "search_overhead.json").read_text())
+    assert saved["steps"] == 1 and saved["candidates"]["trained"] == 1
