@@ -13,6 +13,7 @@ controller for longer than that.
 
 import pickle
 import threading
+import time
 from typing import Any, Callable, List, Optional, TypeVar
 
 import paddle
@@ -23,6 +24,9 @@ from ppnas.errors import ParallelError
 T = TypeVar("T")
 
 KEEPALIVE_SECONDS = 10.0  # well under gloo's fixed 30 s collective timeout
+# launch polls its ranks every second and reports the first failed one in rank order: a survivor waits this
+# long before it fails too, so that launch names the rank that died (and stops the survivors itself)
+LOST_RANK_GRACE_SECONDS = 5.0
 _STILL_WORKING = "ppnas: rank 0 is still working"
 
 _initialised = False
@@ -59,9 +63,7 @@ def wrap(model: paddle.nn.Layer) -> paddle.nn.Layer:
     return paddle.DataParallel(model)
 
 
-def shard_sampler(
-    dataset: Any, batch_size: int, shuffle: bool, drop_last: bool
-) -> paddle.io.DistributedBatchSampler:
+def shard_sampler(dataset: Any, batch_size: int, shuffle: bool, drop_last: bool) -> paddle.io.DistributedBatchSampler:
     """This rank's batches (the whole dataset with one rank). Call `set_epoch(epoch)` before each epoch:
     the shuffle is seeded by the epoch, the same on every rank and in every run, and ranks share no sample."""
     return paddle.io.DistributedBatchSampler(
@@ -70,6 +72,7 @@ def shard_sampler(
 
 
 def _lost(what: str, err: BaseException) -> ParallelError:
+    time.sleep(LOST_RANK_GRACE_SECONDS)
     return ParallelError(
         f"rank {rank()}: the data-parallel group broke while {what} ({str(err).strip().splitlines()[0]}): "
         "another rank died or stopped answering; paddle.distributed.launch names it and its log "
