@@ -122,7 +122,7 @@ def main(argv: List[str]) -> None:
         "dp_scaling",
         {
             "benchmark": "dp_scaling",
-            "command": "python bench/dp_scaling.py " + " ".join(argv),
+            "command": " ".join(["python bench/dp_scaling.py", *argv]),
             "model": f"BlazeFace, initial tokens, {args.size}x{args.size} px, batch {args.batch} per process",
             "threads_per_process": 1,
             "samples_per_second_1_proc": best[1],
