@@ -15,6 +15,7 @@ import paddle
 
 from ppnas import parallel
 from ppnas.constraint import Constraint, Measurement
+from ppnas.errors import ParallelError
 from ppnas.history import CandidateRecord, History
 from ppnas.sanas.controller import Controller
 from ppnas.sanas.search import IterCallback, Task
@@ -81,6 +82,8 @@ class GroupTask:
     def train_and_evaluate(self, model: paddle.nn.Layer, on_iter: Optional[IterCallback]) -> float:
         try:
             reward = self.inner.train_and_evaluate(model, on_iter)
+        except ParallelError:
+            raise
         except Exception:
             # every rank fails a candidate together (the loss is averaged over the ranks); a collective
             # that fails here means a rank is gone, which ends the run (ParallelError) instead
