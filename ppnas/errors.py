@@ -35,3 +35,7 @@ class ControllerError(PpnasError):
 
 class SearchFinished(Exception):
     """Not an error: a remote controller's server has all the rewards it wants, so the search ends."""
+
+
+class ParallelError(PpnasError):
+    """A rank of a data-parallel group died or stopped answering: the run ends, `-r` resumes it."""

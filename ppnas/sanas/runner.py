@@ -11,10 +11,12 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from paddleslim.nas.search_space.search_space_base import SearchSpaceBase
 
+from ppnas import parallel
 from ppnas.constraint import Constraint
 from ppnas.distributed.connect import open_controller
 from ppnas.errors import ConfigError, PpnasError
 from ppnas.history import History, steps_done
+from ppnas.sanas.data_parallel import rank_views
 from ppnas.sanas.search import SearchResult, SearchSettings, Task, run_search
 
 _logger = logging.getLogger(__name__)
@@ -158,15 +160,10 @@ def _write_meta(task: Task, options: SearchOptions, constraint: Constraint, defi
         json.dump(meta, f, indent=2)
 
 
-def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> SearchResult:
-    """Run (or resume, with options.resume_dir) one search of `task` and write its outputs."""
-    from ppnas.observers import make_observers
-    from ppnas.report import write_report
-
-    if options.resume_dir:
-        if not os.path.isdir(options.resume_dir):
-            raise ConfigError(f"resume directory not found: {options.resume_dir}")
-        options.save_dir = options.resume_dir
+def _open_history(task: Task, options: SearchOptions, constraint: Constraint) -> History:
+    """The save_dir checked and prepared (rank 0 only): its history, and the search's meta file."""
+    if options.resume_dir and not os.path.isdir(options.resume_dir):
+        raise ConfigError(f"resume directory not found: {options.resume_dir}")
     os.makedirs(options.save_dir, exist_ok=True)
     history = History.in_dir(options.save_dir)
     _check_save_dir(options, history)
@@ -176,6 +173,22 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
         done = steps_done(history.read(), options.client_name)
         print(f"resuming the search in {options.save_dir}: {done}/{options.search_steps} steps done")
     _write_meta(task, options, constraint, definition)
+    return history
+
+
+def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> SearchResult:
+    """Run (or resume, with options.resume_dir) one search of `task` and write its outputs.
+
+    Under paddle.distributed.launch every rank calls this; rank 0 alone opens the controller and writes
+    files, the other ranks train what it draws (ppnas/sanas/data_parallel.py).
+    """
+    from ppnas.observers import make_observers
+    from ppnas.report import write_report
+
+    if options.resume_dir:
+        options.save_dir = options.resume_dir
+    options.client_name = parallel.broadcast(options.client_name)  # the name rank 0 records and counts under
+    history = parallel.on_main(lambda: _open_history(task, options, constraint), "preparing the save_dir")
     settings = SearchSettings(
         search_steps=options.search_steps,
         save_dir=options.save_dir,
@@ -184,13 +197,15 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
         max_rejects=options.max_rejects,
         max_failures=options.max_failures,
     )
+    if not parallel.is_main():
+        return run_search(*rank_views(task, None, constraint, None), settings, observers=())
     observers = make_observers(
         options.quiet, options.use_vdl, options.vdl_log_dir, options.save_dir, run_name=options.client_name
     )
     init_tokens = options.init_tokens or task.space.init_tokens()
     try:
         with open_controller(options, task.space.range_table(), init_tokens, history, task.decode) as controller:
-            result = run_search(task, controller, constraint, history, settings, observers)
+            result = run_search(*rank_views(task, controller, constraint, history), settings, observers)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (ppnas.interrupts): every finished candidate is saved
         raise type(stop)(f"resume with -r {options.save_dir}") from None
     if result.best is None:

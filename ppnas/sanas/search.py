@@ -26,7 +26,7 @@ import numpy as np
 import paddle
 
 from ppnas.constraint import Constraint, Measurement
-from ppnas.errors import ConstraintError, ControllerError, SearchFinished
+from ppnas.errors import ConstraintError, ControllerError, ParallelError, SearchFinished
 from ppnas.history import CandidateRecord, History, best_record, steps_done
 from ppnas.interrupts import held_back
 from ppnas.sanas.controller import Controller
@@ -211,6 +211,8 @@ def _evaluate_candidate(
         reward = float(task.train_and_evaluate(model, notify.on_iter))
         if not math.isfinite(reward):
             raise FloatingPointError(f"reward is {reward}")
+    except ParallelError:
+        raise  # a lost rank ends the run, not the candidate: -r trains it again
     except Exception as err:  # a broken candidate must not end the search
         _logger.warning("candidate %s failed: %s\n%s", tokens, err, traceback.format_exc(limit=3))
         reason = f"{type(err).__name__}: {err}"

@@ -15,7 +15,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import paddle
 import yaml
-from paddle.io import DistributedBatchSampler
 from ppdet.data.reader import EvalReader, TrainReader
 from ppdet.data.source.widerface import WIDERFaceDataSet
 from ppdet.metrics import VOCMetric
@@ -28,6 +27,7 @@ from ppdet.modeling.necks import BlazeNeck
 from ppdet.modeling.post_process import BBoxPostProcess
 from ppdet.optimizer import LearningRate, OptimizerBuilder
 
+from ppnas import parallel
 from ppnas.config import CONFIG_DIR_KEY, check_keys, resolve_path
 from ppnas.demo import demo_command
 from ppnas.errors import ConfigError, DataError
@@ -318,6 +318,8 @@ class BlazeFaceTask:
 
     def train_and_evaluate(self, model: BlazeFace, on_iter: Optional[IterCallback] = None) -> float:
         self._train(model, on_iter)
+        # every rank scores the whole eval set (DetectionMAP has no cross-rank merge) with rank 0's model
+        parallel.sync_buffers(model)
         return self.evaluate(model)
 
     def export(self, tokens: Sequence[int], model: BlazeFace, save_dir: str) -> List[str]:
@@ -341,7 +343,8 @@ class BlazeFaceTask:
         self.eval_dataset.parse_dataset()
         train_cfg = {k: v for k, v in (self.cfg.get("TrainReader") or {}).items() if k != "inputs_def"}
         train_reader = TrainReader(num_classes=self.num_classes, **train_cfg)
-        sampler = DistributedBatchSampler(
+        # batch_size is per rank, as in PaddleDetection: with N ranks a step trains on N * batch_size images
+        sampler = parallel.shard_sampler(
             self.train_dataset, train_reader.batch_size, shuffle=train_reader.shuffle, drop_last=train_reader.drop_last
         )
         self._train_loader = _data_loader(train_reader, self.train_dataset, sampler, worker_num)
@@ -362,13 +365,14 @@ class BlazeFaceTask:
         self._loaders()
         loader = self._train_loader
         optimizer = self._optimizer(model, len(loader))
+        trained = parallel.wrap(model)
         model.train()
         iteration, epoch = 0, 0
         while iteration < self.max_iters:
             loader.batch_sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every run
             for data in loader:
-                loss = model(data)["loss"]
-                value = float(loss)
+                loss = trained(data)["loss"]
+                value = parallel.mean(float(loss))  # every rank sees the same value and stops on the same NaN
                 if not np.isfinite(value):
                     raise FloatingPointError(f"loss is {value} at iteration {iteration + 1}")
                 loss.backward()

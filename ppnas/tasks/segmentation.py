@@ -23,6 +23,7 @@ from paddleseg.core import evaluate
 from paddleseg.utils import worker_init_fn
 
 import search_space  # noqa: F401  # registers MobileNetV2SegBackbone in PaddleSeg's BACKBONES
+from ppnas import parallel
 from ppnas.errors import ConfigError, DataError, SearchSpaceError
 from ppnas.sanas.search import IterCallback
 from ppnas.spaces import build_space
@@ -166,7 +167,8 @@ class DeepLabTask:
             raise ValueError("train_and_evaluate takes the model the last build() returned")
         cfg = self._built[1]
         batch_size = cfg.batch_size
-        sampler = paddle.io.BatchSampler(self.train_dataset, batch_size=batch_size, shuffle=True, drop_last=True)
+        # batch_size is per rank, as in PaddleSeg: with N ranks a step trains on N * batch_size images
+        sampler = parallel.shard_sampler(self.train_dataset, batch_size, shuffle=True, drop_last=True)
         loader = paddle.io.DataLoader(
             self.train_dataset,
             batch_sampler=sampler,
@@ -178,11 +180,13 @@ class DeepLabTask:
         losses, optimizer = cfg.loss, cfg.optimizer
         best: Optional[float] = None
         iteration = 0
+        trained = parallel.wrap(model)
         for epoch in range(1, epochs + 1):
+            sampler.set_epoch(epoch)
             model.train()
             for data in loader:
                 iteration += 1
-                loss = self._train_step(model, data, losses, optimizer, iteration)
+                loss = self._train_step(trained, data, losses, optimizer, iteration)
                 if on_iter is not None:
                     on_iter(iteration, total, loss)
                 if not self.quiet and iteration % self.log_steps == 0:
@@ -190,6 +194,9 @@ class DeepLabTask:
                 if iteration >= total:
                     break
             if epoch > self.start_eval_epoch:
+                # PaddleSeg's evaluate shares the val set out among the ranks and gathers the areas: every
+                # rank gets the same mIoU, provided they hold the same model (rank 0's BatchNorm statistics)
+                parallel.sync_buffers(model)
                 miou = self.evaluate(model)
                 best = miou if best is None else max(best, miou)
                 if not self.quiet:
@@ -211,7 +218,7 @@ class DeepLabTask:
 
         logits = model(data["img"])
         loss = sum(loss_computation(logits, data["label"].astype("int64"), None, losses))
-        value = float(loss.item())
+        value = parallel.mean(float(loss.item()))  # every rank sees the same value and stops on the same NaN
         if not math.isfinite(value):
             raise FloatingPointError(f"loss is {value} at iteration {step}")
         loss.backward()
