@@ -57,8 +57,16 @@ def load(args: argparse.Namespace) -> FBNetConfig:
 def phase_build_lut(cfg: FBNetConfig) -> Dict[str, Any]:
     lut, action = ensure_lut(cfg.lut_path, cfg.spec, cfg.table_file, cfg.missing_keys, rebuild=True)
     cheapest, dearest = lut.bounds()
-    return {"lut": cfg.lut_path, "action": action, "metric": lut.metric, "unit": lut.unit, "cheapest": cheapest,
-            "dearest": dearest, "fixed": lut.fixed, "calibrated": lut.calibration is not None}
+    return {
+        "lut": cfg.lut_path,
+        "action": action,
+        "metric": lut.metric,
+        "unit": lut.unit,
+        "cheapest": cheapest,
+        "dearest": dearest,
+        "fixed": lut.fixed,
+        "calibrated": lut.calibration is not None,
+    }
 
 
 def phase_search(cfg: FBNetConfig, args: argparse.Namespace) -> Dict[str, Any]:
@@ -67,9 +75,16 @@ def phase_search(cfg: FBNetConfig, args: argparse.Namespace) -> Dict[str, Any]:
     vdl_dir = (args.vdl_log_dir or os.path.join(cfg.save_dir, VDL_DIR)) if args.use_vdl else None
     outcome = run_search(cfg, lut, data, resume=bool(args.resume), quiet=args.quiet, vdl_dir=vdl_dir)
     last = outcome.records[-1] if outcome.records else {}
-    return {"choices": outcome.choices, "structure": outcome.structure_path, "weights": outcome.weights_path,
-            "nme": last.get("nme"), "predicted": last.get("predicted"), "unit": last.get("lut_unit"),
-            "predicted_ms": last.get("predicted_ms"), "png": outcome.png}
+    return {
+        "choices": outcome.choices,
+        "structure": outcome.structure_path,
+        "weights": outcome.weights_path,
+        "nme": last.get("nme"),
+        "predicted": last.get("predicted"),
+        "unit": last.get("lut_unit"),
+        "predicted_ms": last.get("predicted_ms"),
+        "png": outcome.png,
+    }
 
 
 def _need(path: str, phase: str) -> str:
@@ -98,8 +113,13 @@ def phase_export(cfg: FBNetConfig) -> Dict[str, Any]:
     shutil.copy(structure, os.path.join(out_dir, STRUCTURE_FILE))
     size = cfg.spec.input_size
     measured_us = measure_models_us([out_dir], [1, 3, size, size], EngineSettings(threads=1, repeats=25))[0]
-    return {"inference_model": out_dir, "max_abs_diff": diff, "latency_ms_measured": measured_us / 1e3,
-            "threads": 1, "structure": os.path.join(out_dir, STRUCTURE_FILE)}
+    return {
+        "inference_model": out_dir,
+        "max_abs_diff": diff,
+        "latency_ms_measured": measured_us / 1e3,
+        "threads": 1,
+        "structure": os.path.join(out_dir, STRUCTURE_FILE),
+    }
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -33,7 +33,7 @@ SUPERNET_DEFAULTS: Dict[str, Any] = {
     "stem_channels": 16,
     "head_channels": 64,
     "stages": [],
-    "baseline": None,  # one block name per searched layer: the fixed model the benchmark compares with
+    "baseline": None,  # one candidate name per searched layer: the fixed model the benchmark compares with
 }
 ENTRY_BLOCK = BlockSpec("mb", 3, expansion=2)
 
@@ -168,15 +168,8 @@ def supernet_spec(block: Optional[Mapping[str, Any]]) -> SupernetSpec:
         if source % final:
             raise ConfigError(f"a {source}x{source} feature cannot be pooled to the final {final}x{final} map")
     if spec.baseline is not None:
-        _check_names(spec.baseline, spec)
+        spec.choice_indexes(spec.baseline, "Supernet.baseline")
     return spec
-
-
-def _check_names(names: Sequence[str], spec: SupernetSpec) -> None:
-    if len(names) != len(spec.layers):
-        raise ConfigError(f"Supernet.baseline names {len(names)} blocks; the supernet has {len(spec.layers)} layers")
-    for name in names:
-        check_candidate(name, "Supernet.baseline")
 
 
 class MixedOp(nn.Layer):
