@@ -102,7 +102,8 @@ def main() -> Dict[str, Any]:
     trained: Dict[str, Any] = {}
     for which in ("subnet", "baseline"):
         paddle.seed(cfg.seed)
-        model = LandmarkModel(spec, names[which])
+        with paddle.utils.unique_name.guard():  # stable parameter names: a resumed run loads the optimizer state
+            model = LandmarkModel(spec, names[which])
         trained[which] = (model, retrain(model, data, settings, f"{args.work}/{which}", resume=True, quiet=True))
     reused = load_subnet(os.path.join(cfg.save_dir, STRUCTURE_FILE), os.path.join(cfg.save_dir, SUBNET_WEIGHTS))
     reused_record = retrain(reused, data, settings, f"{args.work}/subnet_reused", resume=True, quiet=True)

@@ -57,3 +57,15 @@ def write_det_config(folder: pathlib.Path, wider: pathlib.Path, **keys: object) 
     path = folder / "det.yml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_landmarks(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """10 train / 4 test images of 32x32 in the 106-point layout (tests/fbnet_helpers.py has the config)."""
+    from fbnet_helpers import SIDE, TEST, TRAIN
+
+    from ppnas.demo.landmarks import make_landmark_demo
+
+    out = tmp_path_factory.mktemp("tiny_106")
+    make_landmark_demo(str(out), train=TRAIN, test=TEST, size=SIDE, seed=5)
+    return out

@@ -1,13 +1,10 @@
-"""A tiny FBNet config on a generated 106-point set, shared by tests/test_fbnet_*.py and test_landmarks_*.py."""
+"""A tiny FBNet config (on conftest's `tiny_landmarks` set), shared by tests/test_fbnet_*.py and test_landmarks_*.py."""
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import pathlib
 from typing import Any, Dict
 
-import pytest
 import yaml
-
-from ppnas.demo.landmarks import make_landmark_demo
 
 TRAIN, TEST, SIDE = 10, 4, 32
 TINY_SUPERNET: Dict[str, Any] = {
@@ -20,14 +17,6 @@ TINY_SUPERNET: Dict[str, Any] = {
     ],
     "baseline": ["mb_k3_res", "mb_k3_e2_res", "mb_k3_e2_res"],
 }
-
-
-@pytest.fixture(scope="session")
-def tiny_landmarks(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    """10 train / 4 test images of 32x32 in the 106-point layout."""
-    out = tmp_path_factory.mktemp("tiny_106")
-    make_landmark_demo(str(out), train=TRAIN, test=TEST, size=SIDE, seed=5)
-    return out
 
 
 def tiny_config(folder: pathlib.Path, data: pathlib.Path, **blocks: Any) -> pathlib.Path:

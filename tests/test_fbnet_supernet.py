@@ -104,7 +104,9 @@ def test_bad_supernet_blocks_are_named() -> None:
         supernet_spec(empty)
     unknown = copy.deepcopy(TINY_SUPERNET)
     unknown["stages"][0]["candidates"] = ["mb_k3_res", "mb_k7_res"]
-    with pytest.raises(ConfigError, match=r"unknown candidate block 'mb_k7_res' in stage 's0'; valid: gh_k3, gh_k5, mb"):
+    with pytest.raises(
+        ConfigError, match=r"unknown candidate block 'mb_k7_res' in stage 's0'; valid: gh_k3, gh_k5, mb"
+    ):
         supernet_spec(unknown)
     with pytest.raises(ConfigError, match="unknown key 'stagez' in Supernet"):
         supernet_spec({**TINY_SUPERNET, "stagez": []})

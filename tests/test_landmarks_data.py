@@ -6,7 +6,7 @@ import pathlib
 
 import numpy as np
 import pytest
-from fbnet_helpers import TEST, TRAIN, tiny_config, tiny_landmarks  # noqa: F401  # tiny_landmarks: a fixture
+from fbnet_helpers import TEST, TRAIN, tiny_config
 
 from ppnas.config import load_config
 from ppnas.demo.landmarks import TEMPLATE

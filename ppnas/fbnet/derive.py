@@ -128,7 +128,8 @@ def read_structure(path: str) -> Tuple[SupernetSpec, List[str]]:
 def load_subnet(structure_path: str, weights_path: Optional[str] = None) -> LandmarkModel:
     """Rebuild the subnet from its structure YAML (and weights `.pdparams`, when given)."""
     spec, names = read_structure(structure_path)
-    model = LandmarkModel(spec, names)
+    with paddle.utils.unique_name.guard():  # the same parameter names in every run: optimizer states load by name
+        model = LandmarkModel(spec, names)
     if weights_path:
         if not os.path.isfile(weights_path):
             raise ConfigError(f"subnet weights not found: {weights_path}")

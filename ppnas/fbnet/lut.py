@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from latency.estimate import estimate_latency
 from latency.flops import count_flops
@@ -31,7 +31,7 @@ _logger = logging.getLogger(__name__)
 LUT_FILE = "lut.json"
 FLOPS_UNIT = "FLOPs"
 US_PER_MS = 1e3
-LOSS_FLOPS_SCALE = 1e-6  # FLOPs -> MFLOPs: the latency loss needs values well above 1
+LOSS_FLOPS_SCALE = 1e-3  # FLOPs -> kFLOPs: the latency loss needs values well above 1, like us
 
 
 @dataclass
@@ -61,14 +61,14 @@ class LookupTable:
         return self.total(cheap), self.total(dear)
 
     def vectors(self) -> LatencyVectors:
-        """The supernet's view: prices plus calibration, and the scale to loss units (us or MFLOPs)."""
+        """The supernet's view: prices plus calibration, and the scale to loss units (us or kFLOPs)."""
         slope, offset = self.calibration or (1.0, 0.0)
         scale = LOSS_FLOPS_SCALE if self.ms_per_unit is None else self.ms_per_unit * US_PER_MS
         return LatencyVectors([list(p) for p in self.per_layer], self.fixed, slope, offset, scale)
 
     @property
     def loss_unit(self) -> str:
-        return "MFLOPs" if self.ms_per_unit is None else "us"
+        return "kFLOPs" if self.ms_per_unit is None else "us"
 
     def save(self, path: str) -> str:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -102,22 +102,32 @@ def lut_inputs(spec: SupernetSpec, table_file: Optional[str], missing_keys: str)
     return {"supernet": spec.fingerprint(), "table_sha": table, "missing_keys": missing_keys if table else None}
 
 
-def build_lut(spec: SupernetSpec, table_file: Optional[str] = None, missing_keys: str = "error") -> LookupTable:
-    """Price every candidate of every searched layer, and the fixed rest (see the module docstring)."""
-    table = LatencyTable.load(table_file) if table_file else None
-
+def _pricer(table: Optional[LatencyTable], missing_keys: str) -> Callable[[Any, Sequence[int]], float]:
     def price(layer: Any, shape: Sequence[int]) -> float:
         layer.eval()
         if table is None:
             return float(count_flops(layer, shape))
         return estimate_latency(layer, shape, table, missing_keys).raw_total
 
-    per_layer = [
+    return price
+
+
+def price_layers(spec: SupernetSpec, table: Optional[LatencyTable], missing_keys: str = "error") -> List[List[float]]:
+    """Raw price of each candidate block alone at its layer's input shape (table sum, or FLOPs)."""
+    price = _pricer(table, missing_keys)
+    return [
         [price(build_block(name, s.c_in, s.c_out, s.stride), s.input_shape) for name in s.candidates]
         for s in spec.layers
     ]
+
+
+def build_lut(spec: SupernetSpec, table_file: Optional[str] = None, missing_keys: str = "error") -> LookupTable:
+    """Price every candidate of every searched layer, and the fixed rest (see the module docstring)."""
+    table = LatencyTable.load(table_file) if table_file else None
+    per_layer = price_layers(spec, table, missing_keys)
     first = [s.candidates[0] for s in spec.layers]
-    whole = price(LandmarkForward(LandmarkModel(spec, first).backbone), [1, 3, spec.input_size, spec.input_size])
+    whole_model = LandmarkForward(LandmarkModel(spec, first).backbone)
+    whole = _pricer(table, missing_keys)(whole_model, [1, 3, spec.input_size, spec.input_size])
     return LookupTable(
         metric="flops" if table is None else "latency",
         unit=FLOPS_UNIT if table is None else table.unit,
@@ -150,5 +160,5 @@ def ensure_lut(
     action = "rebuilt" if os.path.isfile(path) else "built"
     lut = build_lut(spec, table_file, missing_keys)
     lut.save(path)
-    _logger.info("LUT %s: %s (%s)", action, path, lut.metric)
+    _logger.debug("LUT %s: %s (%s)", action, path, lut.metric)
     return lut, action

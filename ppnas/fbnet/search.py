@@ -54,7 +54,7 @@ SUBNET_WEIGHTS = "subnet_init.pdparams"
 PROBABILITIES_PNG = "choice_probabilities.png"
 CHECKPOINT = "search" + CHECKPOINT_SUFFIX
 # below these the loss term is held (no gradient): log(lat) < 0 would make log(lat)^beta NaN, and
-# lat^beta has an infinite slope at 0. Latency units (us, MFLOPs) keep real subnets far above them.
+# lat^beta has an infinite slope at 0. Latency units (us, kFLOPs) keep real subnets far above them.
 MUL_FLOOR, ADD_FLOOR = math.e, 1.0
 
 
@@ -76,7 +76,7 @@ class EpochRecord:
     arch_loss: Optional[float]
     nme: float  # test list
     expected_latency: float  # softmax(alpha / T) mix, calibrated, in `latency_unit`
-    latency_unit: str  # us (a table) or MFLOPs
+    latency_unit: str  # us (a table) or kFLOPs
     probabilities: List[List[float]]  # softmax(alpha) per layer, in the order of the candidates
     choices: List[str]  # the derived subnet now
     predicted: float  # its LUT price, in `lut_unit`
@@ -105,6 +105,14 @@ def run_search(
     vdl_dir: Optional[str] = None,
 ) -> SearchOutcome:
     """Search (or resume) in cfg.save_dir; see the module docstring."""
+    # fresh parameter and optimizer-accumulator names in every run: a checkpoint's optimizer state loads by name
+    with paddle.utils.unique_name.guard():
+        return _search(cfg, lut, data, resume, quiet, vdl_dir)
+
+
+def _search(
+    cfg: FBNetConfig, lut: LookupTable, data: LandmarkData, resume: bool, quiet: bool, vdl_dir: Optional[str]
+) -> SearchOutcome:
     s = cfg.search
     bound = s["max_latency"]
     check_bound(lut, bound)

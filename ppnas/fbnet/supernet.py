@@ -255,7 +255,7 @@ class LatencyVectors:
     fixed: float
     slope: float = 1.0
     offset: float = 0.0
-    scale: float = 1.0  # LUT unit -> loss unit (FLOPs -> MFLOPs): the latency loss needs values > 1
+    scale: float = 1.0  # LUT unit -> loss unit (FLOPs -> kFLOPs): the latency loss needs values > 1
 
 
 class FBNetSupernet(nn.Layer):

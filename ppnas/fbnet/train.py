@@ -100,6 +100,20 @@ def retrain(
     seed: int = 0,
 ) -> Dict[str, Any]:
     """Train `model` (a LandmarkModel) `settings['epochs']` epochs; returns the last record (as a dict)."""
+    # fresh optimizer-accumulator names in every run: a checkpoint's optimizer state loads by name
+    with paddle.utils.unique_name.guard():
+        return _retrain(model, data, settings, save_dir, resume, quiet, seed)
+
+
+def _retrain(
+    model: paddle.nn.Layer,
+    data: LandmarkData,
+    settings: Dict[str, Any],
+    save_dir: str,
+    resume: bool,
+    quiet: bool,
+    seed: int,
+) -> Dict[str, Any]:
     ckpt_path = os.path.join(save_dir, "retrain" + CHECKPOINT_SUFFIX)
     if not resume:
         refuse_existing(ckpt_path, save_dir, "retrained subnet")
