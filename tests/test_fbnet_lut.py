@@ -5,9 +5,10 @@ import copy
 import pathlib
 
 import pytest
-from fbnet_helpers import SIDE, TINY_SUPERNET
+from fbnet_helpers import SIDE, TINY_SUPERNET, tiny_config
 
 from latency.builder import collect_ops
+from latency.candidates import load_candidates
 from latency.estimate import estimate_latency
 from latency.flops import count_flops
 from latency.table import LatencyTable
@@ -95,3 +96,16 @@ def test_lut_file_is_reused_rebuilt_or_refused(tmp_path: pathlib.Path, latency_8
         ensure_lut(path, SPEC, str(latency_855_path), "nearest", rebuild=False)
     _, action = ensure_lut(path, supernet_spec(other), None, "error", rebuild=True)
     assert action == "rebuilt"
+
+
+def test_latency_tools_sample_fbnet_subnets_that_cover_every_candidate(tiny_landmarks, tmp_path) -> None:
+    """tools/build_latency_table.py and bench/latency_accuracy.py read an FBNet config through load_candidates."""
+    source = load_candidates(str(tiny_config(tmp_path, tiny_landmarks)))
+    assert source.range_table == [3, 2, 2] and source.input_shape == [1, 3, SIDE, SIDE]
+    tokens = source.sample_tokens(4, seed=0)
+    assert len(tokens) == 4 and all(
+        {t[layer] for t in tokens[:3]} == set(range(n)) for layer, n in enumerate([3, 2, 2])
+    )
+    assert source.decode(tokens[0])["choices"] == ["mb_k3_res", "mb_k3_e2_res", "mb_k3_e2_res"]
+    keys = collect_ops([source.measurable(t) for t in tokens], source.input_shape)
+    assert any(key.startswith("conv,") for key in keys)

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 import paddle
 
 from latency.builder import EngineSettings, measure_models_us
+from ppnas import parallel
 from ppnas.cli import run_main
 from ppnas.config import load_config, merge, parse_overrides
 from ppnas.device import select_device
@@ -99,7 +100,8 @@ def phase_retrain(cfg: FBNetConfig, args: argparse.Namespace) -> Dict[str, Any]:
     data = load_landmark_data(cfg.raw, cfg.seed)
     record = retrain(model, data, cfg.retrain, cfg.save_dir, bool(args.resume), args.quiet, cfg.seed)
     weights = os.path.join(cfg.save_dir, FINAL_WEIGHTS)
-    paddle.save(model.state_dict(), weights)
+    if parallel.is_main():
+        paddle.save(model.state_dict(), weights)
     return {"weights": weights, "epochs": record["epoch"], "nme": record["nme"], "choices": model.choices}
 
 

@@ -87,7 +87,7 @@ def subnet_from_supernet(supernet: FBNetSupernet, choices: Sequence[int]) -> Lan
         state[key] = value
     missing = set(subnet.state_dict()) - set(state)
     if missing:
-        raise ConfigError(f"the supernet has no weights for {sorted(missing)[:3]}...")  # a programming error
+        raise RuntimeError(f"the supernet has no weights for {sorted(missing)[:3]}")
     subnet.set_state_dict(state)
     return subnet
 
