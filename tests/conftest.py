@@ -3,6 +3,7 @@
 import zlib  # noqa: F401  # isort: skip  # must precede paddle (see ppnas/__init__.py)
 import os
 import pathlib
+from typing import Tuple
 
 import pytest
 
@@ -15,6 +16,24 @@ LATENCY_855 = ROOT / "configs" / "latency_855.txt"  # shipped with the project, 
 @pytest.fixture(scope="session")
 def latency_855_path() -> pathlib.Path:
     return LATENCY_855
+
+
+def run_tool(capsys: pytest.CaptureFixture, tool: str, *argv: str) -> Tuple[int, str, str]:
+    """Run tools/<tool>.py's main in-process as the shell would (through run_main); (exit code, stdout, stderr)."""
+    import importlib
+    import sys
+
+    from ppnas.cli import run_main
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        module = importlib.import_module(tool)
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(module.main, list(argv))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
 
 
 DEMO_DET_CONFIG = ROOT / "configs" / "demo" / "blazeface_demo.yml"

@@ -4,13 +4,12 @@ import ppnas  # noqa: F401  # isort: skip
 import json
 import os
 import pathlib
-import sys
 
 import numpy as np
 import paddle
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import run_tool
 from fbnet_helpers import tiny_config
 
 from ppnas.config import load_config, merge, parse_overrides
@@ -108,17 +107,7 @@ def test_derived_subnet_reuses_the_supernet_weights_then_retrains_and_exports(se
 
 
 def _cli(capsys: pytest.CaptureFixture, *argv: str):  # noqa: ANN202
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import fbnet
-    finally:
-        sys.path.pop(0)
-    from ppnas.cli import run_main
-
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(fbnet.main, list(argv))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+    return run_tool(capsys, "fbnet", *argv)
 
 
 @pytest.mark.parametrize(
