@@ -12,8 +12,9 @@ from latency.candidates import load_candidates
 from latency.estimate import estimate_latency
 from latency.flops import count_flops
 from latency.table import LatencyTable
-from ppnas.errors import ConfigError, TableError
+from ppnas.errors import ConfigError, ConstraintError, TableError
 from ppnas.fbnet.blocks import build_block
+from ppnas.fbnet.derive import derive_choices
 from ppnas.fbnet.lut import build_lut, ensure_lut, price_layers
 from ppnas.fbnet.supernet import LandmarkForward, LandmarkModel, supernet_spec
 
@@ -109,3 +110,19 @@ def test_latency_tools_sample_fbnet_subnets_that_cover_every_candidate(tiny_land
     assert source.decode(tokens[0])["choices"] == ["mb_k3_res", "mb_k3_e2_res", "mb_k3_e2_res"]
     keys = collect_ops([source.measurable(t) for t in tokens], source.input_shape)
     assert any(key.startswith("conv,") for key in keys)
+
+
+def test_derived_subnet_meets_the_hard_bound() -> None:
+    lut = build_lut(SPEC)
+    dearest = [max(range(len(p)), key=p.__getitem__) for p in lut.per_layer]
+    probabilities = [
+        [0.9 if c == d else 0.1 / (len(p) - 1) for c in range(len(p))] for p, d in zip(lut.per_layer, dearest)
+    ]
+    assert derive_choices(probabilities, lut) == dearest  # no bound: argmax
+    cheapest, top = lut.bounds()
+    bound = (cheapest + top) / 2
+    choices = derive_choices(probabilities, lut, bound)
+    assert lut.total(choices) <= bound < lut.total(dearest)
+    assert sum(c == d for c, d in zip(choices, dearest)) >= 1  # only what the bound needs was given up
+    with pytest.raises(ConstraintError, match=f"no architecture meets Search.max_latency {cheapest - 1:g} FLOPs"):
+        derive_choices(probabilities, lut, cheapest - 1)
