@@ -39,7 +39,7 @@ def searched(tiny_landmarks: pathlib.Path, tmp_path_factory: pytest.TempPathFact
     folder = tmp_path_factory.mktemp("fbnet_search")
     config = tiny_config(folder, tiny_landmarks)
     whole = _setup(config, f"save_dir={folder}/whole")
-    outcome = run_search(*whole, quiet=True)
+    outcome = run_search(*whole, quiet=True, vdl_dir=str(folder / "vdl"))
     first = _setup(config, f"save_dir={folder}/resumed", "Search.epochs=1")
     run_search(*first, quiet=True)
     lines = open(History.in_dir(first[0].save_dir).path).readlines()
@@ -62,6 +62,8 @@ def test_search_records_every_epoch_with_probabilities_and_writes_the_png(search
         [s.candidates.index(n) for s, n in zip(cfg.spec.layers, records[1]["choices"])]
     )
     assert os.path.getsize(os.path.join(cfg.save_dir, PROBABILITIES_PNG)) > 10_000
+    logs = [f for _, _, files in os.walk(searched["folder"] / "vdl") for f in files if f.startswith("vdlrecords")]
+    assert len(logs) == 1
     structure = yaml.safe_load(open(searched["outcome"].structure_path))
     assert structure["choices"] == searched["outcome"].choices == records[1]["choices"]
 

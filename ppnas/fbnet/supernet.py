@@ -211,7 +211,15 @@ class PFLDBackbone(nn.Layer):
             InvertedResidual(head, head, 1, BlockSpec("mb", 3, residual=True, se=True), mid=2 * head),
             SeparableConv(head, 2 * head, 1),
             nn.Conv2D(2 * head, 2 * head, final, groups=2 * head, bias_attr=False),
-            nn.Conv2D(2 * head, 2 * spec.num_points, 1),
+            # starts at the image centre with small weights: the points are normalised to [0, 1], and a
+            # kaiming-sized output layer would begin tens of units off and spend the first epochs on scale
+            nn.Conv2D(
+                2 * head,
+                2 * spec.num_points,
+                1,
+                weight_attr=nn.initializer.Normal(std=0.001),
+                bias_attr=nn.initializer.Constant(0.5),
+            ),
         )
 
     def forward(
