@@ -45,11 +45,14 @@ class LookupTable:
     calibration: Optional[List[float]]  # [a, b] of the table, b in `unit`
     inputs: Dict[str, Any]  # what it was built from (see `lut_inputs`)
 
+    def raw_total(self, choices: Sequence[int]) -> float:
+        """Plain table sum (or FLOPs) of the subnet with candidate `choices[l]` at layer l, in `unit`."""
+        return self.fixed + sum(prices[c] for prices, c in zip(self.per_layer, choices))
+
     def total(self, choices: Sequence[int]) -> float:
-        """Predicted price of the subnet with candidate `choices[l]` at layer l (calibrated), in `unit`."""
-        raw = self.fixed + sum(prices[c] for prices, c in zip(self.per_layer, choices))
+        """Predicted price of that subnet (calibrated when the table is), in `unit`."""
         slope, offset = self.calibration or (1.0, 0.0)
-        return slope * raw + offset
+        return slope * self.raw_total(choices) + offset
 
     def latency_ms(self, choices: Sequence[int]) -> Optional[float]:
         return None if self.ms_per_unit is None else self.total(choices) * self.ms_per_unit
