@@ -34,7 +34,7 @@ seg-demo: $(STAMP)
 	  SLIM.NAS_PORT 23333 SLIM.NAS_ADDRESS "" SLIM.NAS_SEARCH_STEPS 2 SLIM.NAS_START_EVAL_EPOCH -1 \
 	  SLIM.NAS_IS_SERVER True SLIM.NAS_SPACE_NAME "MobileNetV2SpaceSeg"
 
-# FBNet on PFLD 106-point landmarks: data, LUT, search, retrain, export (about 10 minutes on 2 CPU cores)
+# FBNet on PFLD 106-point landmarks: data, LUT, search, retrain, export (about 6 minutes on 2 quiet CPU cores)
 FBNET_DEMO := configs/demo/pfld_fbnet_demo.yml
 fbnet-demo: $(STAMP)
 	$(PY) tools/make_landmark_demo_data.py --out data/demo_106points
