@@ -2,12 +2,13 @@
 model (a `nn.Layer` taking one image) per token list or published structure.
 
 Detection configs are built with the detection task's own functions (ppnas.tasks.detection) but without
-its datasets, so pricing a candidate needs no data; segmentation configs go through the DeepLab task.
+its datasets, so pricing a candidate needs no data; segmentation configs go through the DeepLab task; an
+FBNet config (a `Supernet` block) gives one token per searched layer, the index of its candidate block.
 """
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import paddle
@@ -27,14 +28,15 @@ class CandidateSource:
     decode: Callable[[Sequence[int]], Dict[str, Any]]
     measurable: Callable[[Sequence[int]], paddle.nn.Layer]
     measurable_structure: Optional[Callable[[Mapping[str, Any]], paddle.nn.Layer]] = None
+    first_tokens: List[List[int]] = field(default_factory=list)  # sampled before any random draw
 
     def set_input_size(self, size: int) -> None:
         self.input_shape = [1, 3, int(size), int(size)]
 
     def sample_tokens(self, count: int, seed: int = 0) -> List[List[int]]:
-        """`count` distinct random token lists (the init tokens first), reproducible with `seed`."""
+        """`count` distinct token lists: `first_tokens`, the init tokens, then random ones (seeded by `seed`)."""
         rng = random.Random(seed)
-        out: List[List[int]] = []
+        out: List[List[int]] = [list(t) for t in self.first_tokens[:count]]
         tokens = list(self.init_tokens)
         while len(out) < min(count, math.prod(self.range_table)):
             if tokens not in out:
@@ -48,6 +50,8 @@ def load_candidates(path: str, overrides: Sequence[str] = ()) -> CandidateSource
     cfg = load_config(path)
     if "SLIM" in cfg:
         return _segmentation(path, overrides)
+    if "Supernet" in cfg:
+        return _fbnet(merge(cfg, parse_overrides(overrides)))
     return _detection(merge(cfg, parse_overrides(overrides)))
 
 
@@ -99,4 +103,31 @@ def _segmentation(path: str, overrides: Sequence[str]) -> CandidateSource:
         missing_keys=constraint.missing_keys,
         decode=task.decode,
         measurable=lambda tokens: task.measurable(task.build(tokens)),
+    )
+
+
+def _fbnet(cfg: Mapping[str, Any]) -> CandidateSource:
+    from ppnas.fbnet.settings import fbnet_config
+    from ppnas.fbnet.supernet import LandmarkForward, LandmarkModel
+
+    fb = fbnet_config(cfg)
+    spec = fb.spec
+
+    def build(names: Sequence[str]) -> paddle.nn.Layer:
+        return LandmarkForward(LandmarkModel(spec, names).backbone)
+
+    counts = [len(slot.candidates) for slot in spec.layers]
+    # every candidate of every layer at least once: a table built from these samples covers the whole LUT
+    cover = [[i % n for n in counts] for i in range(max(counts))]
+    baseline = spec.choice_indexes(spec.baseline, "Supernet.baseline") if spec.baseline else None
+    return CandidateSource(
+        space_name="FBNetPFLD",
+        input_shape=[1, 3, spec.input_size, spec.input_size],
+        range_table=counts,
+        init_tokens=baseline or cover[0],
+        table_file=fb.table_file,
+        missing_keys=fb.missing_keys,
+        decode=lambda tokens: {"choices": [s.candidates[t] for s, t in zip(spec.layers, tokens)]},
+        measurable=lambda tokens: build([s.candidates[t] for s, t in zip(spec.layers, tokens)]),
+        first_tokens=cover,
     )

@@ -53,8 +53,12 @@ class History:
         return cls(os.path.join(save_dir, HISTORY_FILE))
 
     def append(self, record: CandidateRecord) -> None:
+        self.append_dict(asdict(record))
+
+    def append_dict(self, record: Dict[str, Any]) -> None:
+        """One JSON line of any record (the FBNet search writes per-epoch records)."""
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        line = json.dumps(asdict(record), sort_keys=True)
+        line = json.dumps(record, sort_keys=True)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()

@@ -229,3 +229,24 @@ def make_observers(
     if use_vdl:
         observers.append(VisualDLObserver(vdl_log_dir or os.path.join(save_dir, VDL_DIR), run_name=run_name))
     return observers
+
+
+class EpochScalars:
+    """VisualDL scalars of an epoch-based search (FBNet): `log(epoch, {tag: value})`, x = epoch.
+
+    Like VisualDLObserver, each run writes its own sub-folder of `log_dir`, so a resumed run shows beside
+    the first one instead of hiding it.
+    """
+
+    def __init__(self, log_dir: str, run_name: Optional[str] = None) -> None:
+        self.run_name = run_name or f"{time.strftime('%Y%m%d-%H%M%S')}_{socket.gethostname()}_{os.getpid()}"
+        self.writer = LogWriter(logdir=os.path.join(log_dir, self.run_name), display_name=self.run_name)
+
+    def log(self, epoch: int, scalars: Dict[str, Optional[float]]) -> None:
+        for tag, value in scalars.items():
+            if value is not None:
+                self.writer.add_scalar(tag, float(value), int(epoch))
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -3,6 +3,7 @@
 import zlib  # noqa: F401  # isort: skip  # must precede paddle (see ppnas/__init__.py)
 import os
 import pathlib
+from typing import Tuple
 
 import pytest
 
@@ -15,6 +16,24 @@ LATENCY_855 = ROOT / "configs" / "latency_855.txt"  # shipped with the project, 
 @pytest.fixture(scope="session")
 def latency_855_path() -> pathlib.Path:
     return LATENCY_855
+
+
+def run_tool(capsys: pytest.CaptureFixture, tool: str, *argv: str) -> Tuple[int, str, str]:
+    """Run tools/<tool>.py's main in-process as the shell would (through run_main); (exit code, stdout, stderr)."""
+    import importlib
+    import sys
+
+    from ppnas.cli import run_main
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        module = importlib.import_module(tool)
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(module.main, list(argv))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err
 
 
 DEMO_DET_CONFIG = ROOT / "configs" / "demo" / "blazeface_demo.yml"
@@ -57,3 +76,15 @@ def write_det_config(folder: pathlib.Path, wider: pathlib.Path, **keys: object) 
     path = folder / "det.yml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_landmarks(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    """10 train / 4 test images of 32x32 in the 106-point layout (tests/fbnet_helpers.py has the config)."""
+    from fbnet_helpers import SIDE, TEST, TRAIN
+
+    from ppnas.demo.landmarks import make_landmark_demo
+
+    out = tmp_path_factory.mktemp("tiny_106")
+    make_landmark_demo(str(out), train=TRAIN, test=TEST, size=SIDE, seed=5)
+    return out

@@ -1,0 +1,159 @@
+"""From a searched supernet to a plain subnet: choices, weights, structure YAML, inference model.
+
+- `derive_choices`: the most probable candidate of each layer (argmax of alpha). With a hard bound
+  (`max_latency`) an argmax subnet above it is repaired greedily: the swap that gives up the least
+  log-probability per unit of price saved is made until the subnet fits (the cheapest subnet must fit).
+- `subnet_from_supernet`: a `LandmarkModel` whose chosen blocks carry the supernet's weights of those
+  candidates and whose other layers carry the supernet's shared weights.
+- `write_structure` / `load_subnet`: the subnet as YAML (the Supernet block it came from plus one block
+  name per layer) and rebuilt from that YAML + weights; this is what an export tool needs.
+- `export_subnet`: `paddle.jit.save` via latency.builder.export_model, then the inference model is run on
+  an image and must match the dygraph output within `EXPORT_TOLERANCE`.
+"""
+
+import math
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import paddle
+import yaml
+
+from latency.builder import EngineSettings, export_model, make_predictor
+from ppnas.errors import ConfigError, ConstraintError
+from ppnas.fbnet.lut import LookupTable
+from ppnas.fbnet.supernet import FBNetSupernet, LandmarkForward, LandmarkModel, SupernetSpec, supernet_spec
+
+STRUCTURE_FILE = "subnet.yml"
+EXPORT_TOLERANCE = 1e-5
+
+
+def derive_choices(
+    probabilities: Sequence[Sequence[float]], lut: LookupTable, max_latency: Optional[float] = None
+) -> List[int]:
+    """Per-layer candidate indexes (see the module docstring)."""
+    choices = [int(np.argmax(p)) for p in probabilities]
+    if max_latency is None or lut.total(choices) <= max_latency:
+        return choices
+    cheapest = lut.bounds()[0]
+    if cheapest > max_latency:
+        raise ConstraintError(no_fit_message(max_latency, cheapest, lut.unit))
+    logp = [np.log(np.maximum(np.asarray(p, dtype=np.float64), 1e-12)) for p in probabilities]
+    while lut.total(choices) > max_latency:
+        best: Optional[Tuple[float, int, int]] = None
+        for layer, prices in enumerate(lut.per_layer):
+            for c, price in enumerate(prices):
+                saved = prices[choices[layer]] - price
+                if saved <= 0:
+                    continue
+                cost = (logp[layer][choices[layer]] - logp[layer][c]) / saved
+                if best is None or cost < best[0]:
+                    best = (cost, layer, c)
+        assert best is not None  # the cheapest subnet fits, so some swap still saves
+        choices[best[1]] = best[2]
+    return choices
+
+
+def no_fit_message(bound: float, cheapest: float, unit: str) -> str:
+    return (
+        f"no architecture meets Search.max_latency {bound:g} {unit}: the cheapest subnet of this supernet costs "
+        f"{cheapest:g} {unit} (raise the bound, or add cheaper candidates)"
+    )
+
+
+def check_bound(lut: LookupTable, max_latency: Optional[float]) -> None:
+    """Refuse, before any training, a hard bound that no architecture of the LUT meets."""
+    if max_latency is not None and lut.bounds()[0] > max_latency:
+        raise ConstraintError(no_fit_message(max_latency, lut.bounds()[0], lut.unit))
+
+
+def chosen_names(spec: SupernetSpec, choices: Sequence[int]) -> List[str]:
+    return [slot.candidates[c] for slot, c in zip(spec.layers, choices)]
+
+
+def subnet_from_supernet(supernet: FBNetSupernet, choices: Sequence[int]) -> LandmarkModel:
+    """The plain subnet with the supernet's weights: chosen candidates' own, and every shared layer's."""
+    spec = supernet.spec
+    subnet = LandmarkModel(spec, chosen_names(spec, choices))
+    state = {}
+    for key, value in supernet.state_dict().items():
+        if key.startswith("alphas."):
+            continue
+        parts = key.split(".")
+        if parts[:2] == ["backbone", "blocks"] and parts[3] == "ops":
+            if int(parts[4]) != choices[int(parts[2])]:
+                continue
+            key = ".".join(parts[:3] + parts[5:])
+        state[key] = value
+    missing = set(subnet.state_dict()) - set(state)
+    if missing:
+        raise RuntimeError(f"the supernet has no weights for {sorted(missing)[:3]}")
+    subnet.set_state_dict(state)
+    return subnet
+
+
+def structure_dict(spec: SupernetSpec, names: Sequence[str], lut: Optional[LookupTable] = None) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"Supernet": spec.as_dict(), "choices": list(names)}
+    if lut is not None:
+        choices = [slot.candidates.index(n) for slot, n in zip(spec.layers, names)]
+        out["predicted"] = {"value": lut.total(choices), "unit": lut.unit, "latency_ms": lut.latency_ms(choices)}
+    return out
+
+
+def write_structure(path: str, structure: Dict[str, Any]) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# PFLD subnet found by ppnas FBNet: the supernet it came from and one block per searched layer\n")
+        yaml.safe_dump(structure, f, sort_keys=False)
+    return path
+
+
+def read_structure(path: str) -> Tuple[SupernetSpec, List[str]]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"subnet structure not found: {path} (run --phase search first)")
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict) or "Supernet" not in data or "choices" not in data:
+        raise ConfigError(f"{path} is not a subnet structure: it needs 'Supernet' and 'choices'")
+    spec = supernet_spec(data["Supernet"])
+    names = [str(n) for n in data["choices"]]
+    if len(names) != len(spec.layers):
+        raise ConfigError(f"{path}: {len(names)} choices for {len(spec.layers)} searched layers")
+    for slot, name in zip(spec.layers, names):
+        if name not in slot.candidates:
+            raise ConfigError(f"{path}: '{name}' is not a candidate of layer {slot.index} ({slot.stage})")
+    return spec, names
+
+
+def load_subnet(structure_path: str, weights_path: Optional[str] = None) -> LandmarkModel:
+    """Rebuild the subnet from its structure YAML (and weights `.pdparams`, when given)."""
+    spec, names = read_structure(structure_path)
+    with paddle.utils.unique_name.guard():  # the same parameter names in every run: optimizer states load by name
+        model = LandmarkModel(spec, names)
+    if weights_path:
+        if not os.path.isfile(weights_path):
+            raise ConfigError(f"subnet weights not found: {weights_path}")
+        model.set_state_dict(paddle.load(weights_path))
+    model.eval()
+    return model
+
+
+def export_subnet(model: LandmarkModel, out_dir: str, image: np.ndarray) -> float:
+    """Write the inference model of `model` (image -> landmarks) and return the largest difference between
+    its output on `image` ([1, 3, S, S] float32) and the dygraph model's; above EXPORT_TOLERANCE is an error."""
+    size = model.spec.input_size
+    forward = LandmarkForward(model.backbone)
+    forward.eval()
+    export_model(forward, [1, 3, size, size], out_dir)
+    with paddle.no_grad():
+        expected = forward(paddle.to_tensor(image)).numpy()
+    predictor = make_predictor(EngineSettings(threads=1), model_dir=out_dir)
+    handle = predictor.get_input_handle(predictor.get_input_names()[0])
+    handle.reshape(list(image.shape))
+    handle.copy_from_cpu(np.ascontiguousarray(image, dtype=np.float32))
+    predictor.run()
+    got = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+    diff = float(np.max(np.abs(got - expected)))
+    if not math.isfinite(diff) or diff > EXPORT_TOLERANCE:
+        raise ConfigError(f"the exported model in {out_dir} differs from the dygraph model by {diff:.3g} (> 1e-5)")
+    return diff

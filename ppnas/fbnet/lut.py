@@ -1,0 +1,167 @@
+"""The latency lookup table (LUT) of a supernet: each candidate block priced at its layer's input shape.
+
+Prices come from the project's latency module: with a table (`table_file`: latency_855.txt, or one built
+here by tools/build_latency_table.py) each block alone is estimated with `latency.estimate` under the
+table's `missing_keys` policy; without a table the price is the block's FLOPs (latency.flops, paddle.flops's
+rules). The rest of the network (stem, entry block, multi-scale head) is priced once as `fixed`: the whole
+subnet of every layer's first candidate minus those blocks. Entries are raw table sums, so a table's
+calibration `a * sum + b` is applied once to the whole network, not once per block.
+
+The LUT file (JSON) records what it was built from: the supernet's structure, the table file's content
+hash and the missing-key policy. It is reused while they match; a search refuses a LUT built for another
+config, and `--phase build_lut` rebuilds it.
+"""
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from latency.estimate import estimate_latency
+from latency.flops import count_flops
+from latency.table import LatencyTable
+from ppnas.errors import ConfigError
+from ppnas.fbnet.blocks import build_block
+from ppnas.fbnet.supernet import LandmarkForward, LandmarkModel, LatencyVectors, SupernetSpec
+
+_logger = logging.getLogger(__name__)
+
+LUT_FILE = "lut.json"
+FLOPS_UNIT = "FLOPs"
+US_PER_MS = 1e3
+LOSS_FLOPS_SCALE = 1e-3  # FLOPs -> kFLOPs: the latency loss needs values well above 1, like us
+
+
+@dataclass
+class LookupTable:
+    metric: str  # "latency" (a table) or "flops"
+    unit: str  # the table's unit, or FLOPs
+    ms_per_unit: Optional[float]  # None for FLOPs
+    per_layer: List[List[float]]  # raw price of each layer's candidates, in `unit`
+    candidates: List[List[str]]
+    fixed: float  # raw price of everything that is not searched
+    calibration: Optional[List[float]]  # [a, b] of the table, b in `unit`
+    inputs: Dict[str, Any]  # what it was built from (see `lut_inputs`)
+
+    def raw_total(self, choices: Sequence[int]) -> float:
+        """Plain table sum (or FLOPs) of the subnet with candidate `choices[l]` at layer l, in `unit`."""
+        return self.fixed + sum(prices[c] for prices, c in zip(self.per_layer, choices))
+
+    def total(self, choices: Sequence[int]) -> float:
+        """Predicted price of that subnet (calibrated when the table is), in `unit`."""
+        slope, offset = self.calibration or (1.0, 0.0)
+        return slope * self.raw_total(choices) + offset
+
+    def latency_ms(self, choices: Sequence[int]) -> Optional[float]:
+        return None if self.ms_per_unit is None else self.total(choices) * self.ms_per_unit
+
+    def bounds(self) -> Tuple[float, float]:
+        """(cheapest, dearest) subnet price."""
+        cheap = [min(range(len(p)), key=p.__getitem__) for p in self.per_layer]
+        dear = [max(range(len(p)), key=p.__getitem__) for p in self.per_layer]
+        return self.total(cheap), self.total(dear)
+
+    def vectors(self) -> LatencyVectors:
+        """The supernet's view: prices plus calibration, and the scale to loss units (us or kFLOPs)."""
+        slope, offset = self.calibration or (1.0, 0.0)
+        scale = LOSS_FLOPS_SCALE if self.ms_per_unit is None else self.ms_per_unit * US_PER_MS
+        return LatencyVectors([list(p) for p in self.per_layer], self.fixed, slope, offset, scale)
+
+    @property
+    def loss_unit(self) -> str:
+        return "kFLOPs" if self.ms_per_unit is None else "us"
+
+    def save(self, path: str) -> str:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(asdict(self), f, indent=1)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str) -> "LookupTable":
+        try:
+            with open(path, encoding="utf-8") as f:
+                return cls(**json.load(f))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ConfigError(f"{path} is not a LUT file ({err}): delete it or run --phase build_lut") from None
+
+
+def _file_hash(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
+def lut_inputs(spec: SupernetSpec, table_file: Optional[str], missing_keys: str) -> Dict[str, Any]:
+    """What a LUT depends on: the supernet's structure and the table's content (not its path)."""
+    table = None
+    if table_file:
+        if not os.path.isfile(table_file):
+            raise ConfigError(f"latency table not found: {table_file}")
+        table = _file_hash(table_file)
+    return {"supernet": spec.fingerprint(), "table_sha": table, "missing_keys": missing_keys if table else None}
+
+
+def _pricer(table: Optional[LatencyTable], missing_keys: str) -> Callable[[Any, Sequence[int]], float]:
+    def price(layer: Any, shape: Sequence[int]) -> float:
+        layer.eval()
+        if table is None:
+            return float(count_flops(layer, shape))
+        return estimate_latency(layer, shape, table, missing_keys).raw_total
+
+    return price
+
+
+def price_layers(spec: SupernetSpec, table: Optional[LatencyTable], missing_keys: str = "error") -> List[List[float]]:
+    """Raw price of each candidate block alone at its layer's input shape (table sum, or FLOPs)."""
+    price = _pricer(table, missing_keys)
+    return [
+        [price(build_block(name, s.c_in, s.c_out, s.stride), s.input_shape) for name in s.candidates]
+        for s in spec.layers
+    ]
+
+
+def build_lut(spec: SupernetSpec, table_file: Optional[str] = None, missing_keys: str = "error") -> LookupTable:
+    """Price every candidate of every searched layer, and the fixed rest (see the module docstring)."""
+    table = LatencyTable.load(table_file) if table_file else None
+    per_layer = price_layers(spec, table, missing_keys)
+    first = [s.candidates[0] for s in spec.layers]
+    whole_model = LandmarkForward(LandmarkModel(spec, first).backbone)
+    whole = _pricer(table, missing_keys)(whole_model, [1, 3, spec.input_size, spec.input_size])
+    return LookupTable(
+        metric="flops" if table is None else "latency",
+        unit=FLOPS_UNIT if table is None else table.unit,
+        ms_per_unit=None if table is None else table.ms_per_unit,
+        per_layer=per_layer,
+        candidates=[list(s.candidates) for s in spec.layers],
+        fixed=whole - sum(prices[0] for prices in per_layer),
+        calibration=None if table is None or table.calibration is None else list(table.calibration),
+        inputs=lut_inputs(spec, table_file, missing_keys),
+    )
+
+
+def ensure_lut(
+    path: str, spec: SupernetSpec, table_file: Optional[str], missing_keys: str, rebuild: bool
+) -> Tuple[LookupTable, str]:
+    """The LUT at `path` when it was built from these inputs, else a new one (`rebuild`) or an error.
+
+    Returns (lut, what happened: "reused" | "built" | "rebuilt").
+    """
+    inputs = lut_inputs(spec, table_file, missing_keys)
+    if os.path.isfile(path):
+        lut = LookupTable.load(path)
+        if lut.inputs == inputs:
+            return lut, "reused"
+        if not rebuild:
+            changed = ", ".join(k for k in inputs if lut.inputs.get(k) != inputs[k])
+            raise ConfigError(
+                f"{path} was built for another config ({changed} differ): run --phase build_lut to rebuild it"
+            )
+    action = "rebuilt" if os.path.isfile(path) else "built"
+    lut = build_lut(spec, table_file, missing_keys)
+    lut.save(path)
+    _logger.debug("LUT %s: %s (%s)", action, path, lut.metric)
+    return lut, action

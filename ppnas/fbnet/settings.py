@@ -1,0 +1,89 @@
+"""The FBNet config: top-level keys, and the Search / Retrain / LUT blocks with their defaults.
+
+`Data` is the landmark task's block (ppnas.tasks.landmarks.DATA_DEFAULTS), `Supernet` the supernet's
+(ppnas.fbnet.supernet.SUPERNET_DEFAULTS). Relative paths resolve against the config file's folder, except
+`save_dir` (from the working directory, as in the other searches) and `LUT.lut_file` (relative to save_dir).
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
+
+from ppnas.config import check_keys, number_or_text, resolve_path
+from ppnas.constraint import MISSING_POLICIES
+from ppnas.errors import ConfigError
+from ppnas.fbnet.supernet import SupernetSpec, supernet_spec
+from ppnas.tasks.landmarks import data_settings
+
+TOP_KEYS = ("save_dir", "seed", "use_gpu", "Data", "Supernet", "LUT", "Search", "Retrain")
+MODES = ("mul", "add")
+SEARCH_DEFAULTS: Dict[str, Any] = {
+    "epochs": 300,  # weight epochs in all, warm-up included
+    "warmup_epochs": 50,  # weights only, before architecture epochs start
+    "lr": 1e-3,  # Adam on the weights
+    "weight_decay": 1e-6,
+    "nas_lr": 0.01,  # AdamW on the architecture parameters
+    "nas_weight_decay": 5e-4,
+    "mode": "mul",  # mul: loss * alpha * log(lat)^beta; add: loss + alpha * lat^beta
+    "alpha": 0.25,
+    "beta": 0.6,
+    "init_temperature": 5.0,
+    "anneal_rate": math.exp(-0.045),  # temperature *= anneal_rate after each architecture epoch
+    "max_latency": None,  # hard bound on the derived subnet, in the LUT's unit (table unit, or FLOPs)
+}
+RETRAIN_DEFAULTS: Dict[str, Any] = {"epochs": 100, "lr": 1e-3, "weight_decay": 1e-6}
+LUT_DEFAULTS: Dict[str, Any] = {"table_file": None, "missing_keys": "error", "lut_file": "lut.json"}
+
+
+@dataclass
+class FBNetConfig:
+    raw: Dict[str, Any]
+    save_dir: str
+    seed: int
+    use_gpu: bool
+    spec: SupernetSpec
+    search: Dict[str, Any]
+    retrain: Dict[str, Any]
+    table_file: Optional[str]
+    missing_keys: str
+    lut_path: str
+
+
+def _block(cfg: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> Dict[str, Any]:
+    block = cfg.get(name) or {}
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"{name} must be a mapping of {', '.join(defaults)}")
+    check_keys(block, defaults, where=name)
+    return {**defaults, **{k: number_or_text(v) for k, v in block.items()}}
+
+
+def fbnet_config(cfg: Mapping[str, Any]) -> FBNetConfig:
+    """Check every block of a loaded config (ppnas.config.load_config) and fill in the defaults."""
+    check_keys(cfg, TOP_KEYS, where="the FBNet config")
+    search = _block(cfg, "Search", SEARCH_DEFAULTS)
+    retrain = _block(cfg, "Retrain", RETRAIN_DEFAULTS)
+    lut = _block(cfg, "LUT", LUT_DEFAULTS)
+    data_settings(cfg.get("Data"))  # checked now: a typo fails before a LUT is built
+    if search["mode"] not in MODES:
+        raise ConfigError(f"Search.mode must be one of {', '.join(MODES)}, got '{search['mode']}'")
+    if lut["missing_keys"] not in MISSING_POLICIES:
+        raise ConfigError(f"LUT.missing_keys must be one of {', '.join(MISSING_POLICIES)}, got '{lut['missing_keys']}'")
+    if not 0 <= int(search["warmup_epochs"]) <= int(search["epochs"]):
+        raise ConfigError("Search.warmup_epochs must be between 0 and Search.epochs")
+    bound = search["max_latency"]
+    if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound <= 0):
+        raise ConfigError(f"Search.max_latency must be a positive number or null, got {bound!r}")
+    save_dir = str(cfg.get("save_dir") or "output/pfld_fbnet")  # like the other searches: from the shell's folder
+    return FBNetConfig(
+        raw=dict(cfg),
+        save_dir=save_dir,
+        seed=int(cfg.get("seed", 0)),
+        use_gpu=bool(cfg.get("use_gpu", False)),
+        spec=supernet_spec(cfg.get("Supernet")),
+        search=search,
+        retrain=retrain,
+        table_file=resolve_path(cfg, lut["table_file"]),
+        missing_keys=lut["missing_keys"],
+        lut_path=os.path.join(save_dir, lut["lut_file"]),
+    )
