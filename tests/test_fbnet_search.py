@@ -100,10 +100,10 @@ def test_derived_subnet_reuses_the_supernet_weights_then_retrains_and_exports(se
     assert [r["kind"] for r in History.in_dir(cfg.save_dir).read()].count("retrain") == 1
     out = os.path.join(cfg.save_dir, "inference")
     image = data.test[0][0][None]
-    assert export_subnet(subnet, out, image) <= 1e-5
-    assert os.path.isfile(os.path.join(out, "model.pdmodel"))
     weights = os.path.join(cfg.save_dir, "final.pdparams")
     paddle.save(subnet.state_dict(), weights)
+    assert export_subnet(structure, weights, out, image) <= 1e-5
+    assert os.path.isfile(os.path.join(out, "model.pdmodel")) and os.path.isfile(os.path.join(out, "deploy.yaml"))
     rebuilt = load_subnet(structure, weights)
     np.testing.assert_allclose(rebuilt(paddle.to_tensor(image))[0].numpy(), subnet(paddle.to_tensor(image))[0].numpy())
 

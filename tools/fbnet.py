@@ -107,11 +107,11 @@ def phase_retrain(cfg: FBNetConfig, args: argparse.Namespace) -> Dict[str, Any]:
 
 def phase_export(cfg: FBNetConfig) -> Dict[str, Any]:
     structure = _need(os.path.join(cfg.save_dir, STRUCTURE_FILE), "search")
-    model = load_subnet(structure, _need(os.path.join(cfg.save_dir, FINAL_WEIGHTS), "retrain"))
+    weights = _need(os.path.join(cfg.save_dir, FINAL_WEIGHTS), "retrain")
     data = load_landmark_data(cfg.raw, cfg.seed)
     image = data.test[0][0][None]
     out_dir = os.path.join(cfg.save_dir, INFERENCE_DIR)
-    diff = export_subnet(model, out_dir, image)
+    diff = export_subnet(structure, weights, out_dir, image)
     shutil.copy(structure, os.path.join(out_dir, STRUCTURE_FILE))
     size = cfg.spec.input_size
     measured_us = measure_models_us([out_dir], [1, 3, size, size], EngineSettings(threads=1, repeats=25))[0]

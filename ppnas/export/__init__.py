@@ -19,6 +19,7 @@ from ppnas.errors import ConfigError
 FAMILIES: Dict[str, str] = {
     "detection": "ppnas.export.detection:prepare",
     "segmentation": "ppnas.export.segmentation:prepare",
+    "landmarks": "ppnas.export.landmarks:prepare",
 }
 
 

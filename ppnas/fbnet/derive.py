@@ -7,8 +7,8 @@
   candidates and whose other layers carry the supernet's shared weights.
 - `write_structure` / `load_subnet`: the subnet as YAML (the Supernet block it came from plus one block
   name per layer) and rebuilt from that YAML + weights; this is what an export tool needs.
-- `export_subnet`: `paddle.jit.save` via latency.builder.export_model, then the inference model is run on
-  an image and must match the dygraph output within `EXPORT_TOLERANCE`.
+- `export_subnet`: the shared exporter (ppnas/export, family `landmarks`), then the inference model is run
+  on an image and must match the dygraph output within `EXPORT_TOLERANCE`.
 """
 
 import math
@@ -19,8 +19,10 @@ import numpy as np
 import paddle
 import yaml
 
-from latency.builder import EngineSettings, export_model, make_predictor
 from ppnas.errors import ConfigError, ConstraintError
+from ppnas.export.inference import run_inference
+from ppnas.export.model import ExportRequest
+from ppnas.export.run import export_model
 from ppnas.fbnet.lut import LookupTable
 from ppnas.fbnet.supernet import FBNetSupernet, LandmarkForward, LandmarkModel, SupernetSpec, supernet_spec
 
@@ -138,21 +140,16 @@ def load_subnet(structure_path: str, weights_path: Optional[str] = None) -> Land
     return model
 
 
-def export_subnet(model: LandmarkModel, out_dir: str, image: np.ndarray) -> float:
-    """Write the inference model of `model` (image -> landmarks) and return the largest difference between
-    its output on `image` ([1, 3, S, S] float32) and the dygraph model's; above EXPORT_TOLERANCE is an error."""
-    size = model.spec.input_size
-    forward = LandmarkForward(model.backbone)
+def export_subnet(structure_path: str, weights_path: str, out_dir: str, image: np.ndarray) -> float:
+    """Write the inference model of the subnet (image -> landmarks) with the shared exporter (tools/export_model.py,
+    family `landmarks`) and return the largest difference between its output on `image` ([1, 3, S, S]) and the
+    dygraph model's; above EXPORT_TOLERANCE is an error (the exporter's own check is looser, for detections)."""
+    export_model("landmarks", ExportRequest(structure=structure_path, weights=weights_path), out_dir)
+    forward = LandmarkForward(load_subnet(structure_path, weights_path).backbone)
     forward.eval()
-    export_model(forward, [1, 3, size, size], out_dir)
     with paddle.no_grad():
         expected = forward(paddle.to_tensor(image)).numpy()
-    predictor = make_predictor(EngineSettings(threads=1), model_dir=out_dir)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(list(image.shape))
-    handle.copy_from_cpu(np.ascontiguousarray(image, dtype=np.float32))
-    predictor.run()
-    got = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+    got = run_inference(out_dir, {"x": np.ascontiguousarray(image, dtype=np.float32)})[0]
     diff = float(np.max(np.abs(got - expected)))
     if not math.isfinite(diff) or diff > EXPORT_TOLERANCE:
         raise ConfigError(f"the exported model in {out_dir} differs from the dygraph model by {diff:.3g} (> 1e-5)")
