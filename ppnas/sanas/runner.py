@@ -5,10 +5,10 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from ppnas.constraint import Constraint
-from ppnas.distributed.connect import open_controller
+from ppnas.distributed.connect import open_controller, search_observers, settle_client
 from ppnas.errors import ConfigError, PpnasError
 from ppnas.history import History, steps_done
 from ppnas.sanas.search import SearchResult, SearchSettings, Task, run_search
@@ -45,7 +45,7 @@ class SearchOptions:
 
 def _check_save_dir(options: SearchOptions, history: History) -> None:
     """A new search never appends to an old one's record: resume it or pick another save_dir."""
-    if options.resume_dir or not options.is_server:
+    if options.resume_dir:
         return
     done = history.read()
     if done:
@@ -55,8 +55,13 @@ def _check_save_dir(options: SearchOptions, history: History) -> None:
         )
 
 
-def _write_meta(task: Task, options: SearchOptions, constraint: Constraint) -> None:
-    module = importlib.import_module(type(task).__module__)
+def write_meta(options: SearchOptions, constraint: Constraint, task_module: str, input_shape: Sequence[int]) -> None:
+    """`<save_dir>/search_meta.json`, what the report needs to know of the search (see ppnas/report.py).
+
+    Written by the searching process, and by a controller server that trains nothing itself (it names the
+    task's module, whose fragment writer and training hint the report uses, without building the task).
+    """
+    module = importlib.import_module(task_module)
     meta: Dict[str, Any] = {
         "kind": options.kind,
         "space": options.space_name,
@@ -65,7 +70,7 @@ def _write_meta(task: Task, options: SearchOptions, constraint: Constraint) -> N
         "min_constraint": constraint.min_constraint,
         "max_constraint": constraint.max_constraint,
         "unit": constraint.window_text().split("]")[-1].strip(),
-        "input_shape": list(task.input_shape),
+        "input_shape": list(input_shape),
         "fragment_writer": f"{module.__name__}:write_fragment",
         "full_train_hint": getattr(module, "FULL_TRAIN_HINT", "").replace("{config}", options.config_path),
         "options": asdict(options),
@@ -83,13 +88,14 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
         if not os.path.isdir(options.resume_dir):
             raise ConfigError(f"resume directory not found: {options.resume_dir}")
         options.save_dir = options.resume_dir
+    settle_client(options)
     os.makedirs(options.save_dir, exist_ok=True)
     history = History.in_dir(options.save_dir)
     _check_save_dir(options, history)
     if options.resume_dir:
         done = steps_done(history.read(), options.client_name)
         print(f"resuming the search in {options.save_dir}: {done}/{options.search_steps} steps done")
-    _write_meta(task, options, constraint)
+    write_meta(options, constraint, type(task).__module__, task.input_shape)
     settings = SearchSettings(
         search_steps=options.search_steps,
         save_dir=options.save_dir,
@@ -103,7 +109,7 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
     )
     init_tokens = options.init_tokens or task.space.init_tokens()
     with open_controller(options, task.space.range_table(), init_tokens, history, task.decode) as controller:
-        result = run_search(task, controller, constraint, history, settings, observers)
+        result = run_search(task, controller, constraint, history, settings, observers + search_observers(controller))
     if result.best is None:
         print(f"no candidate was rewarded; see {history.path}")
         return result
