@@ -19,7 +19,7 @@ from ppnas.config import load_config
 from ppnas.constraint import Constraint
 from ppnas.distributed.client import RemoteController, ServerRefused
 from ppnas.distributed.connect import InProcessController, build_service, open_controller
-from ppnas.distributed.leases import BEAT, NoTokensYet, NotLeased, SearchService, ServiceSettings, catch_up
+from ppnas.distributed.leases import BEAT, NotLeased, NoTokensYet, SearchService, ServiceSettings, catch_up
 from ppnas.distributed.protocol import frame, next_message, reward_message, unframe
 from ppnas.distributed.server import ORIGINAL_SEG_SPACE_CONFIG, ControllerServer, ServerSettings, default_key
 from ppnas.errors import ConfigError, ControllerError, SearchFinished
@@ -269,7 +269,7 @@ def _scripted_server(answers: list) -> tuple:
         for answer in answers:
             conn, _ = listener.accept()
             with conn:
-                seen.append(b"".join(iter(lambda: conn.recv(65536), b"")))
+                seen.append(b"".join(iter(lambda c=conn: c.recv(65536), b"")))
                 conn.sendall(answer)
         listener.close()
 
