@@ -192,6 +192,9 @@ def open_controller(
         key, _ = controller_key(options.kind, options.space_name, options.server_key)
         address = (options.server_ip, int(options.server_port))
         remote = RemoteController(address, key, options.client_name, options.client_retry_seconds)
+        done = history.read() if options.resume_dir else []
+        if done:  # a kill may have fallen between its line and its message: the server takes a resend once
+            remote.recorded(CandidateRecord(**done[-1]))
         try:
             yield remote
         finally:
