@@ -3,6 +3,7 @@ serving, framing, and the order of history line and checkpoint."""
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import json
+import os
 import socket
 import threading
 import time
@@ -18,14 +19,14 @@ import search_space  # noqa: F401  # registers the spaces for PaddleSlim's facto
 from ppnas.config import load_config
 from ppnas.constraint import Constraint
 from ppnas.distributed.client import RemoteController, ServerRefused
-from ppnas.distributed.connect import InProcessController, build_service, open_controller
+from ppnas.distributed.connect import CLIENTS_DIR, InProcessController, build_service, open_controller, settle_client
 from ppnas.distributed.leases import BEAT, NotLeased, NoTokensYet, SearchService, ServiceSettings, catch_up
 from ppnas.distributed.protocol import frame, next_message, reward_message, unframe
 from ppnas.distributed.server import ORIGINAL_SEG_SPACE_CONFIG, ControllerServer, ServerSettings, default_key
 from ppnas.errors import ConfigError, ControllerError, SearchFinished
 from ppnas.history import CandidateRecord, History
 from ppnas.sanas.controller import LocalController
-from ppnas.sanas.runner import SearchOptions
+from ppnas.sanas.runner import SearchOptions, write_meta
 from ppnas.sanas.search import SearchSettings, run_search
 from ppnas.spaces import build_space
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
@@ -336,3 +337,31 @@ def test_a_kill_between_the_servers_own_history_line_and_its_checkpoint_applies_
         if record["status"] == "trained":
             expected.reward(record["tokens"], record["reward"], 1)
     assert _state(resumed) == _state(expected)
+
+
+def test_a_client_writes_its_own_folder_refuses_a_controllers_and_keeps_its_name_on_resume(tmp_path):
+    def client_options(**keys):
+        return SearchOptions(
+            space_name="BlazeFaceNasSpace",
+            search_steps=1,
+            save_dir=str(tmp_path / "out"),
+            config_path="",
+            kind="detection",
+            is_server=False,
+            **keys,
+        )
+
+    new = client_options(client_name="host-7")
+    settle_client(new)
+    assert new.save_dir == str(tmp_path / "out" / CLIENTS_DIR / "host-7")  # not the server's history
+    os.makedirs(new.save_dir)
+    write_meta(new, Constraint.from_config(None, {}), "ppnas.tasks.detection", [1, 3, 64, 64])
+    server_dir = tmp_path / "server"
+    LocalController(RANGE, SPACE.init_tokens(), checkpoint_dir=str(server_dir)).checkpoint()
+    with pytest.raises(ConfigError, match="holds a controller's state .*sanas.checkpoints.*-r that folder"):
+        settle_client(client_options(client_name="host-8", resume_dir=str(server_dir)))
+    with pytest.raises(ConfigError, match="not a client's folder"):
+        settle_client(client_options(client_name="host-8", resume_dir=str(tmp_path / "out")))
+    resumed = client_options(client_name="host-99", resume_dir=new.save_dir)  # a new process: a new pid
+    settle_client(resumed)
+    assert resumed.client_name == "host-7"

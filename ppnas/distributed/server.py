@@ -178,16 +178,16 @@ class ControllerServer:
 
     def _handle(self, conn: socket.socket, peer: Tuple[str, int]) -> None:
         reply: Optional[str] = None
-        framed = False
+        buf = bytearray()
         try:
-            raw, framed = self._read(conn)
+            raw = self._read(conn, buf)
             if raw is None:
                 return  # connected and said nothing: a half-open connection, dropped
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise ProtocolError("not UTF-8 text") from None
-            reply = self._answer(text, framed, peer[0])
+            reply = self._answer(text, may_be_framed(buf), peer[0])
         except ProtocolError as err:
             self._log_refusal(peer, str(err))
             reply = error_reply(str(err))
@@ -200,22 +200,21 @@ class ControllerServer:
             reply = error_reply("internal error, see the server log")
         finally:
             try:
-                if reply is not None:
-                    conn.sendall(frame(reply) if framed else reply.encode("utf-8"))
+                if reply is not None:  # framed to a framed request, refused or not
+                    conn.sendall(frame(reply) if buf and may_be_framed(buf) else reply.encode("utf-8"))
             except OSError:
                 pass
             conn.close()
             self._slots.release()
 
-    def _read(self, conn: socket.socket) -> Tuple[Optional[bytes], bool]:
-        """One request and whether it was framed; (None, False) when the connection sent nothing.
+    def _read(self, conn: socket.socket, buf: bytearray) -> Optional[bytes]:
+        """One request (its payload, when framed), read into `buf`; None when the connection sent nothing.
 
         A framed (ppnas) message is read to its declared length, however slowly it comes, until the
         request timeout; a bare (stock PaddleSlim) one has no end marker, so it ends where the sender
         pauses for `quiet_seconds` or closes.
         """
         settings = self.settings
-        buf = bytearray()
         deadline = time.monotonic() + settings.request_timeout
         header: Optional[Tuple[int, int]] = None
         while True:
@@ -229,26 +228,26 @@ class ControllerServer:
                     if len(buf) > start + length:
                         raise ProtocolError("one request per connection")
                     if len(buf) == start + length:
-                        return bytes(buf[start:]), True
+                        return bytes(buf[start:])
             if len(buf) > settings.max_message_bytes:
                 raise ProtocolError(f"message longer than {settings.max_message_bytes} bytes")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if buf:
                     raise ProtocolError(f"{INCOMPLETE} (timed out)")
-                return None, False
+                return None
             quiet = buf and not framed
             conn.settimeout(min(remaining, settings.quiet_seconds) if quiet else remaining)
             try:
                 chunk = conn.recv(65536)
             except socket.timeout:
                 if quiet:
-                    return bytes(buf), False
+                    return bytes(buf)
                 continue
             if not chunk:
                 if framed:
                     raise ProtocolError(f"{INCOMPLETE} (the sender closed before its end)")
-                return (bytes(buf), False) if buf else (None, False)
+                return bytes(buf) if buf else None
             buf += chunk
 
     def _answer(self, text: str, framed: bool, peer: str) -> str:
