@@ -1,7 +1,7 @@
 """The state a controller server guards: PaddleSlim's SAController, candidate leases, the shared history.
 
 Every change happens under one lock, and a request is answered only once a checkpoint holds it: the
-SANAS checkpoint written by LocalController.save and the open leases in `ppnas_leases.json`. Handing
+SANAS checkpoint written by LocalController.checkpoint and the open leases in `ppnas_leases.json`. Handing
 tokens out is a change too, so a server killed and restarted with -r never hands the same tokens out twice.
 
 A lease is the server's promise that a candidate is being evaluated, and by whom: a reward or record is
@@ -364,6 +364,7 @@ def catch_up(controller: LocalController, history: History) -> None:
     """
     done = 0
     for record in history.read():
-        done += record.get("status") == "trained"
+        if record.get("status") == "trained":
+            done += 1
         if not controller.holds(record):
             controller.replay(record, iteration=done)

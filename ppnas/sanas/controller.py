@@ -158,7 +158,7 @@ class LocalController:
         _write_json_atomic(os.path.join(self.checkpoint_dir, PPNAS_STATE), extra)
 
     def load(self, checkpoint_dir: str) -> None:
-        """Restore a state written by `save` (or a PaddleSlim SANAS checkpoint without our extras)."""
+        """Restore a state written by `checkpoint` (or a PaddleSlim SANAS checkpoint without our extras)."""
         path = os.path.join(checkpoint_dir, SANAS_CHECKPOINT)
         if not os.path.isfile(path):
             raise ControllerError(f"no controller checkpoint at {path}: is this the save_dir of a search?")
