@@ -113,7 +113,7 @@ def test_a_cut_off_client_stops_its_lost_candidate_and_a_killed_one_loses_only_i
 
 
 def test_server_and_client_killed_and_resumed_lose_and_repeat_nothing(tmp_path, data):
-    config = write_config(tmp_path, data, search_steps=6, max_iters=6)
+    config = write_config(tmp_path, data, search_steps=6, max_iters=4)
     save_dir = tmp_path / "server"
     server = Server(config, save_dir, "--beat_timeout", "3")
     client = start_client(config, server.port, tmp_path / "client")
