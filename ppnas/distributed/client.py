@@ -9,8 +9,9 @@ client gives up.
 While a candidate trains, a thread sends heartbeats so the server knows the candidate is alive (a client
 killed mid-candidate stops beating and the server records that candidate as failed). When the server
 answers a heartbeat "unknown", it has given the candidate up (this client was silent too long, e.g. cut
-off by the network): `watch`, an observer of the search loop, then stops the training at its next
-iteration with CandidateLost, which the loop records as a failed candidate. The outcome of each
+off by the network): `lost` is set, and CandidateWatch (ppnas/distributed/connect.py), an observer of the
+search loop, stops the training at its next iteration with CandidateLost, which the loop records as a
+failed candidate. The outcome of each
 candidate goes to the server in `recorded()`, right after the loop appended its own history line, with
 the full CandidateRecord (FLOPs, params, latency, seconds) that the server writes to the shared history.
 """
@@ -40,7 +41,6 @@ from ppnas.distributed.protocol import (
 )
 from ppnas.errors import ControllerError, SearchFinished
 from ppnas.history import CandidateRecord
-from ppnas.sanas.search import SearchObserver
 
 _logger = logging.getLogger(__name__)
 
@@ -53,19 +53,6 @@ class ServerRefused(ControllerError):
 
 class CandidateLost(RuntimeError):
     """The server gave the candidate in training up: training it further would be wasted."""
-
-
-class CandidateWatch(SearchObserver):
-    """Stops the training of a candidate the server has given up, at its next iteration."""
-
-    def __init__(self) -> None:
-        self.lost = threading.Event()
-
-    def on_iter(self, iteration: int, total: int, loss: float) -> None:
-        if self.lost.is_set():
-            raise CandidateLost(
-                "the controller server gave this candidate up (no heartbeat reached it in time): training stopped"
-            )
 
 
 class RemoteController:
@@ -84,7 +71,7 @@ class RemoteController:
         self.client_name = client_name
         self.retry_seconds = retry_seconds
         self.request_timeout = request_timeout
-        self.watch = CandidateWatch()
+        self.lost = threading.Event()  # set when the server gave the candidate in training up
         self._beating: Optional[threading.Event] = None
         self.last_info: Dict[str, Any] = {}
 
@@ -199,7 +186,7 @@ class RemoteController:
     def _start_beating(self, tokens: List[int], every: float) -> None:
         stop = threading.Event()
         self._beating = stop
-        lost = self.watch.lost = threading.Event()  # this candidate's own: a late thread cannot flag the next one
+        lost = self.lost = threading.Event()  # this candidate's own: a late thread cannot flag the next one
         message = beat_message(self.key, self.client_name, tokens)
 
         def beat() -> None:

@@ -16,7 +16,7 @@ import os
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ppnas.distributed.client import RemoteController
+from ppnas.distributed.client import CandidateLost, RemoteController
 from ppnas.distributed.leases import (
     LEASES_FILE,
     LOCAL,
@@ -88,9 +88,22 @@ def settle_client(options: "SearchOptions") -> None:
     options.client_name = str(name)
 
 
+class CandidateWatch(SearchObserver):
+    """Stops the training of a candidate that the server of `remote` has given up, at its next iteration."""
+
+    def __init__(self, remote: RemoteController) -> None:
+        self.remote = remote
+
+    def on_iter(self, iteration: int, total: int, loss: float) -> None:
+        if self.remote.lost.is_set():
+            raise CandidateLost(
+                "the controller server gave this candidate up (no heartbeat reached it in time): training stopped"
+            )
+
+
 def search_observers(controller: Controller) -> List[SearchObserver]:
     """The observers a controller needs in the search loop: a remote one stops a candidate its server gave up."""
-    return [controller.watch] if isinstance(controller, RemoteController) else []
+    return [CandidateWatch(controller)] if isinstance(controller, RemoteController) else []
 
 
 def controller_key(kind: str, space_name: str, server_key: Optional[str]) -> Tuple[str, bool]:
