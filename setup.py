@@ -25,5 +25,10 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["ppnas", "ppnas.*", "search_space", "search_space.*", "latency", "latency.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"dev": ["pytest>=7", "ruff>=0.5"]},
+    extras_require={
+        "dev": ["pytest>=7", "ruff>=0.5"],
+        # tools/export_model.py --onnx: paddle2onnx 1.3.1 converts paddle 2.6.2's inference models;
+        # onnxruntime 1.32.0 runs the check and installs beside numpy<2 (pinned in constraints.txt)
+        "onnx": ["paddle2onnx==1.3.1", "onnxruntime==1.32.0"],
+    },
 )

@@ -371,15 +371,9 @@ def build_table(
 
 def export_model(layer: paddle.nn.Layer, input_shape: Sequence[int], model_dir: str) -> str:
     """Save `layer` (one image in) as an inference model `model_dir/model.*`, the way a deployment would."""
-    was_training = layer.training
-    layer.eval()
-    try:
-        spec = [paddle.static.InputSpec(list(input_shape), "float32", "image")]
-        paddle.jit.save(paddle.jit.to_static(layer.forward, input_spec=spec, full_graph=True), f"{model_dir}/model")
-    finally:
-        if was_training:
-            layer.train()
-    return model_dir
+    from ppnas.export.inference import save_inference_model  # not at the top: that module imports this one
+
+    return save_inference_model(layer, [paddle.static.InputSpec(list(input_shape), "float32", "image")], model_dir)
 
 
 def measure_models_us(model_dirs: Sequence[str], input_shape: Sequence[int], settings: EngineSettings) -> List[float]:

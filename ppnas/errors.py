@@ -25,6 +25,10 @@ class TableError(PpnasError):
     """A latency table is malformed or lacks keys."""
 
 
+class ExportError(PpnasError):
+    """A found model cannot be exported: weights that do not fit it, a missing converter, outputs that disagree."""
+
+
 class ControllerError(PpnasError):
     """The search controller (local or remote) cannot go on."""
 

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ppnas.errors import ConfigError, PpnasError
-from ppnas.history import HISTORY_FILE, History
+from ppnas.history import HISTORY_FILE, History, best_record
 from ppnas.units import count_prefix, format_count, format_ms, latency_to_ms
 
 META_FILE = "search_meta.json"
@@ -415,6 +415,24 @@ def _counts(records: Sequence[Record]) -> Dict[str, int]:
     }
 
 
+def _deploy_lines(records: Sequence[Record], meta: Optional[Dict[str, Any]], many: bool) -> List[str]:
+    """The command that exports the candidate whose weights the search saved (the best rewarded one)."""
+    best = best_record(list(records))
+    if not meta or not meta.get("export_hint") or best is None:
+        return []
+    return [
+        "## Deploy",
+        "",
+        f"The search saved the weights of its best candidate ({candidate_name(best, many)}, reward "
+        f"{best['reward']:.4f}). Export it for Paddle Inference, with its deploy config (add `--onnx` for ONNX):",
+        "",
+        "```",
+        str(meta["export_hint"]),
+        "```",
+        "",
+    ]
+
+
 def render_markdown(
     records: Sequence[Record],
     meta: Optional[Dict[str, Any]],
@@ -457,6 +475,7 @@ def render_markdown(
         lines += ["", "```yaml", *structure_lines(record.get("structure") or {}), "```", ""]
         if rank <= len(fragments):
             lines += [f"Train it fully: {train_command(meta, fragments[rank - 1])}", ""]
+    lines += _deploy_lines(records, meta, many)
     lines += [
         "## Pareto front",
         "",

@@ -172,11 +172,11 @@ class MobileNetV2SegBackbone(nn.Layer):
     def forward(self, x: paddle.Tensor) -> List[paddle.Tensor]:
         x, _ = self.head(self.stem(x, if_act=True))
         feats = []
-        for i, block in enumerate(self.blocks, start=1):
+        for index, block in enumerate(self.blocks):  # no `start=`: paddle.jit.to_static rejects it
             x, depthwise = block(x)
-            if i == SHORTCUT_BLOCK:
+            if index + 1 == SHORTCUT_BLOCK:
                 feats.append(depthwise)
-            if i in FEATURE_BLOCKS:
+            if index + 1 in FEATURE_BLOCKS:
                 feats.append(x)
         return feats
 

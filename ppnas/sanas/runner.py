@@ -73,6 +73,9 @@ def write_meta(options: SearchOptions, constraint: Constraint, task_module: str,
         "input_shape": list(input_shape),
         "fragment_writer": f"{module.__name__}:write_fragment",
         "full_train_hint": getattr(module, "FULL_TRAIN_HINT", "").replace("{config}", options.config_path),
+        "export_hint": getattr(module, "EXPORT_HINT", "")
+        .replace("{config}", options.config_path)
+        .replace("{save_dir}", options.save_dir),
         "options": asdict(options),
     }
     with open(os.path.join(options.save_dir, META_FILE), "w", encoding="utf-8") as f:

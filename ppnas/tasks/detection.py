@@ -42,6 +42,10 @@ FULL_TRAIN_HINT = (
     "add {fragment} to the _BASE_ list of your PaddleDetection face config (after its model base), then "
     "python tools/train.py -c configs/face_detection/blazeface_nas.yml  (in PaddleDetection)"
 )
+EXPORT_HINT = (
+    "python tools/export_model.py --family detection -c {config} --structure {save_dir}/"
+    + f"{FRAGMENT_FILE} --weights {{save_dir}}/{WEIGHTS_FILE} --out {{save_dir}}/inference"
+)
 
 SEARCH_KEYS = {
     "search_space": "BlazeFaceNasSpace",

@@ -41,6 +41,11 @@ FULL_TRAIN_HINT = (
     "--save_dir output/deeplabv3p_nas_full"
 )
 
+EXPORT_HINT = (
+    "python tools/export_model.py --family segmentation -c {config} --structure {save_dir}/"
+    + f"{BEST_DIR}/{FRAGMENT_FILE} --weights {{save_dir}}/{BEST_DIR}/{WEIGHTS_FILE} --out {{save_dir}}/inference"
+)
+
 
 def model_block(structure: Mapping[str, Any], base: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """The PaddleSeg `model:` mapping of DeepLabV3P with the backbone `structure` describes."""
@@ -79,7 +84,7 @@ def structure_block(structure: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _input_shape(cfg: Mapping[str, Any]) -> List[int]:
+def crop_input_shape(cfg: Mapping[str, Any]) -> List[int]:
     """[1, 3, H, W] of the training crop: the size a candidate's FLOPs (and latency) are measured at."""
     for transform in (cfg.get("train_dataset") or {}).get("transforms") or []:
         crop = transform.get("crop_size") if isinstance(transform, Mapping) else None
@@ -105,7 +110,7 @@ class DeepLabTask:
         if model_cfg.get("type") != MODEL_TYPE:
             raise ConfigError(f"model.type must be {MODEL_TYPE} for this search, got {model_cfg.get('type')!r}")
         self.start_eval_epoch = int(seg.slim["NAS_START_EVAL_EPOCH"])
-        self.input_shape = _input_shape(seg.paddleseg)
+        self.input_shape = crop_input_shape(seg.paddleseg)
         self.num_workers = num_workers
         self.log_steps = max(1, int(log_steps))
         self.quiet = quiet
