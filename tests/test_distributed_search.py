@@ -69,6 +69,7 @@ def test_two_clients_finish_and_every_reward_is_recorded_once(tmp_path, data):
     text = (tmp_path / "server" / "report.md").read_text()
     assert "- constraint: flops in [0, " in text and "unknown" not in text and "| rank | step | client |" in text
     assert len(report["fragments"]) == len(report["top"]) == len(shared)
+    assert "## Deploy" not in text  # the clients hold the weights, not the server
     names = [f"step {r['step']} of {r['client']}" for r in report["top"]]
     assert len(set(names)) == len(names) and all(f"### {i}. {n}" in text for i, n in enumerate(names, start=1))
 

@@ -146,7 +146,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"save_dir {options.save_dir} already holds a search: resume it with -r {options.save_dir}, "
             f"or set another save_dir"
         )
-    write_meta(options, search.constraint, search.task_module, search.input_shape)
+    write_meta(options, search.constraint, search.task_module, search.input_shape, weights=False)
     init_tokens = options.init_tokens or space.init_tokens()
     settings = ServiceSettings(options.search_steps, beat_timeout=args.beat_timeout, lease_seconds=args.lease_seconds)
     service = build_service(options, space.range_table(), init_tokens, history, settings, space_decoder(space))

@@ -55,13 +55,17 @@ def _check_save_dir(options: SearchOptions, history: History) -> None:
         )
 
 
-def write_meta(options: SearchOptions, constraint: Constraint, task_module: str, input_shape: Sequence[int]) -> None:
+def write_meta(
+    options: SearchOptions, constraint: Constraint, task_module: str, input_shape: Sequence[int], weights: bool = True
+) -> None:
     """`<save_dir>/search_meta.json`, what the report needs to know of the search (see ppnas/report.py).
 
     Written by the searching process, and by a controller server that trains nothing itself (it names the
-    task's module, whose fragment writer and training hint the report uses, without building the task).
+    task's module, whose fragment writer and training hint the report uses, without building the task, and
+    `weights` False: it saves no model, so the report gives no export command).
     """
     module = importlib.import_module(task_module)
+    export_hint = getattr(module, "EXPORT_HINT", "") if weights else ""
     meta: Dict[str, Any] = {
         "kind": options.kind,
         "space": options.space_name,
@@ -73,9 +77,7 @@ def write_meta(options: SearchOptions, constraint: Constraint, task_module: str,
         "input_shape": list(input_shape),
         "fragment_writer": f"{module.__name__}:write_fragment",
         "full_train_hint": getattr(module, "FULL_TRAIN_HINT", "").replace("{config}", options.config_path),
-        "export_hint": getattr(module, "EXPORT_HINT", "")
-        .replace("{config}", options.config_path)
-        .replace("{save_dir}", options.save_dir),
+        "export_hint": export_hint.replace("{config}", options.config_path).replace("{save_dir}", options.save_dir),
         "options": asdict(options),
     }
     with open(os.path.join(options.save_dir, META_FILE), "w", encoding="utf-8") as f:
