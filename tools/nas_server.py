@@ -91,7 +91,7 @@ def _detection_search(cfg: Dict[str, Any], args: argparse.Namespace) -> ServedSe
 
 
 def _segmentation_search(args: argparse.Namespace) -> ServedSearch:
-    from ppnas.tasks.segmentation import DeepLabTask, _input_shape
+    from ppnas.tasks.segmentation import DeepLabTask, crop_input_shape
     from ppnas.tasks.segmentation_config import load_seg_config
 
     pairs: List[str] = []
@@ -112,7 +112,7 @@ def _segmentation_search(args: argparse.Namespace) -> ServedSearch:
         server_key=slim["NAS_KEY"],
         seed=slim["NAS_SEED"],
     )
-    return ServedSearch(options, {}, seg.constraint(), DeepLabTask.__module__, _input_shape(seg.paddleseg))
+    return ServedSearch(options, {}, seg.constraint(), DeepLabTask.__module__, crop_input_shape(seg.paddleseg))
 
 
 def served_search(args: argparse.Namespace) -> ServedSearch:
