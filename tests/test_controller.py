@@ -2,6 +2,7 @@
 
 import ppnas  # noqa: F401  # isort: skip
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -69,12 +70,49 @@ def test_checkpoint_is_paddleslim_sanas_format(tmp_path):
     assert set(json.loads((tmp_path / PPNAS_STATE).read_text())) == {"rng_state"}
 
 
-def test_exhausted_space_raises_instead_of_exiting():
-    controller = LocalController([2], [0], seed=0, max_try_times=50)
-    for step in (1, 2):  # a one-token space with two values: two lists, then nothing unseen is left
-        controller.reward(controller.next_tokens(), 0.1, step)
-    with pytest.raises(ControllerError, match="search space is exhausted"):
+def _draw_without_moving(controller, count):
+    """`count` draws that are never rewarded (rejected by a constraint): the current tokens stay put."""
+    return [controller.next_tokens() for _ in range(count)]
+
+
+def _distance(a, b):
+    return sum(x != y for x, y in zip(a, b))
+
+
+def test_a_used_up_neighbourhood_is_left_for_a_farther_list_and_logged(caplog):
+    caplog.set_level(logging.INFO, logger="ppnas.sanas.controller")
+    controller = LocalController(RANGE, INIT, seed=0)
+    near = _draw_without_moving(controller, 1 + sum(r - 1 for r in RANGE))  # INIT and its 57 neighbours
+    assert sorted(_distance(t, INIT) for t in near) == [0] + [1] * 57 and not caplog.messages
+    farther = _draw_without_moving(controller, 20)
+    assert all(_distance(t, INIT) == 2 for t in farther)
+    assert len({str(t) for t in near + farther}) == 78
+    assert controller.info()["current_tokens"] == farther[-1]
+    assert caplog.messages[-1] == (
+        f"every token list within one token of the current tokens {INIT} has been seen; "
+        f"drew {farther[-1]} instead (2 tokens changed)"
+    )
+
+
+def test_every_list_of_a_small_space_is_drawn_once_then_it_is_exhausted():
+    controller = LocalController([3, 2, 2], [0, 0, 0], seed=0, max_try_times=50)
+    drawn = _draw_without_moving(controller, 12)
+    assert sorted(drawn) == [[a, b, c] for a in range(3) for b in range(2) for c in range(2)]
+    with pytest.raises(ControllerError, match="^all 12 token lists of the search space have been seen: the search"):
         controller.next_tokens()
+
+
+def test_a_resumed_search_leaves_the_neighbourhood_the_same_way(tmp_path):
+    a = LocalController(RANGE, INIT, seed=7, checkpoint_dir=str(tmp_path))
+    a.reward(a.next_tokens(), 0.5, 1)
+    _draw_without_moving(a, 57)
+    a.checkpoint()
+    b = LocalController(RANGE, INIT, seed=99)
+    b.load(str(tmp_path))
+    current = b.info()["current_tokens"]
+    after = _draw_without_moving(b, 10)
+    assert after == _draw_without_moving(a, 10)
+    assert all(_distance(t, b.sa._tokens) == 2 for t in after) and current != after[0]
 
 
 def test_non_finite_reward_is_refused():

@@ -25,7 +25,7 @@ from ppnas.distributed.leases import ServiceSettings
 from ppnas.distributed.server import ControllerServer
 from ppnas.errors import ConfigError
 from ppnas.history import History
-from ppnas.sanas.runner import SearchOptions, write_meta
+from ppnas.sanas.runner import SearchOptions, check_same_search, search_definition, write_meta
 from ppnas.spaces import build_space
 
 SEG_SAVE_DIR = "output/deeplabv3p_nas"
@@ -146,7 +146,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"save_dir {options.save_dir} already holds a search: resume it with -r {options.save_dir}, "
             f"or set another save_dir"
         )
-    write_meta(options, search.constraint, search.task_module, search.input_shape, weights=False)
+    definition = search_definition(options, search.constraint, space, search.input_shape)
+    if options.resume_dir:
+        check_same_search(options.save_dir, definition)
+    write_meta(options, search.constraint, search.task_module, search.input_shape, definition, weights=False)
     init_tokens = options.init_tokens or space.init_tokens()
     settings = ServiceSettings(options.search_steps, beat_timeout=args.beat_timeout, lease_seconds=args.lease_seconds)
     service = build_service(options, space.range_table(), init_tokens, history, settings, space_decoder(space))

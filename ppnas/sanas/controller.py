@@ -6,12 +6,16 @@ in ppnas/distributed/client.py and offers the same methods, so the search loop d
 
 What PaddleSlim gets wrong and this module mends (see ../shared/notes/DEPENDENCIES.md):
 - best-reward bookkeeping starts at -1, so rewards below -1 were never "best": we start at -inf;
-- `next_tokens` calls sys.exit() when the space is exhausted: we raise ControllerError;
+- `next_tokens` mutates one token of the current tokens and calls sys.exit() when it finds no unseen token
+  list that way. Under a constraint or at a low temperature the current tokens stop moving, and their few
+  neighbours (58 for BlazeFace) are soon all seen while millions of lists are not: we then draw farther
+  away (see `next_tokens`), and raise ControllerError only when every token list of the space has been seen;
 - its annealing draws from numpy's global RNG, which training also uses: the controller keeps its own
   RNG state (saved in the checkpoint), so a seeded search repeats and a resumed one continues the same way.
 """
 
 import json
+import logging
 import math
 import os
 import sys
@@ -27,6 +31,9 @@ from ppnas.history import CandidateRecord
 
 SANAS_CHECKPOINT = "sanas.checkpoints"  # PaddleSlim's file name and JSON layout, loadable by SANAS
 PPNAS_STATE = "ppnas_controller.json"  # what PaddleSlim's format has no room for
+FAR_TRIES = 200  # random draws at each distance before the exact pick among all unseen lists
+
+_logger = logging.getLogger(__name__)
 
 
 class Controller(Protocol):
@@ -97,14 +104,109 @@ class LocalController:
 
     # --- sampling ---------------------------------------------------------------------------------
     def next_tokens(self) -> List[int]:
+        """PaddleSlim's draw (one token of the current tokens changed, never a list seen before) while the
+        current tokens have an unseen neighbour; once they have none, a list farther away (`_far_tokens`).
+
+        A controller server does not wait for its candidates still out before going farther: late in a long
+        search the neighbourhood is used up most of the time, and waiting would leave all clients but one idle.
+        """
         with _own_rng(self):
-            try:
-                return [int(t) for t in self.sa.next_tokens()]
-            except SystemExit:
-                raise ControllerError(
-                    "the controller found no unseen token list in "
-                    f"{self.sa._max_try_times} tries: the search space is exhausted"
-                ) from None
+            if self._unseen_neighbours():
+                try:
+                    return [int(t) for t in self.sa.next_tokens()]
+                except SystemExit:  # its random tries missed the few unseen neighbours left: take one ourselves
+                    tokens = self._pick(self._unseen_neighbours())
+            else:
+                tokens = self._far_tokens()
+            self.sa._searched[str(tokens)] = -1
+            self.sa._current_tokens = tokens
+            return tokens
+
+    def _unseen_neighbours(self) -> List[List[int]]:
+        """The unseen lists PaddleSlim's draw can reach: the current tokens and each one-token change of them."""
+        current = [int(t) for t in self.sa._tokens]
+        reach = [current] + [
+            current[:i] + [value] + current[i + 1 :]
+            for i, upper in enumerate(self.range_table)
+            for value in range(upper)
+            if value != current[i]
+        ]
+        return [tokens for tokens in reach if str(tokens) not in self.sa._searched]
+
+    def _pick(self, choices: List[List[int]]) -> List[int]:
+        return choices[int(np.random.randint(len(choices)))]
+
+    def _far_tokens(self) -> List[int]:
+        """An unseen list 2, 3, ... tokens away from the current tokens, nearest first, else any unseen one.
+
+        Changing more tokens keeps the search near where the annealing has brought it (a restart from a
+        random point would throw that away); the current tokens still move only when a reward is accepted.
+        """
+        current = [int(t) for t in self.sa._tokens]
+        movable = [i for i, upper in enumerate(self.range_table) if upper > 1]
+        for distance in range(2, len(movable) + 1):
+            for _ in range(FAR_TRIES):
+                tokens = list(current)
+                for i in np.random.choice(movable, size=distance, replace=False):
+                    upper = self.range_table[i]
+                    tokens[i] = (current[i] + int(np.random.randint(1, upper))) % upper  # any other value
+                if str(tokens) not in self.sa._searched:
+                    self._log_escape(current, tokens, f"{distance} tokens changed")
+                    return tokens
+        tokens = self._random_unseen()
+        self._log_escape(current, tokens, "picked among all unseen token lists")
+        return tokens
+
+    def _log_escape(self, current: List[int], tokens: List[int], how: str) -> None:
+        _logger.info(
+            "every token list within one token of the current tokens %s has been seen; drew %s instead (%s)",
+            current,
+            tokens,
+            how,
+        )
+
+    def _random_unseen(self) -> List[int]:
+        """A uniformly random unseen token list, exactly: the k-th unseen index of the space in mixed radix."""
+        size = math.prod(self.range_table)
+        seen = sorted({self._index(json.loads(key)) for key in self.sa._searched} - {None})
+        if len(seen) >= size:
+            raise ControllerError(
+                f"all {size} token lists of the search space have been seen: the search space is exhausted"
+            )
+        index = self._below(size - len(seen))
+        for taken in seen:  # step over the seen indices at or below it
+            if taken > index:
+                break
+            index += 1
+        tokens = []
+        for upper in reversed(self.range_table):
+            index, token = divmod(index, upper)
+            tokens.append(token)
+        return tokens[::-1]
+
+    def _below(self, bound: int) -> int:
+        """A uniform integer in [0, bound), also for spaces larger than numpy's int64."""
+        if bound < 2**63:
+            return int(np.random.randint(bound))
+        while True:  # digit by digit over the whole space; bound is then nearly all of it, so this rarely repeats
+            value = 0
+            for upper in self.range_table:
+                value = value * upper + int(np.random.randint(upper))
+            if value < bound:
+                return value
+
+    def _index(self, tokens: Sequence[int]) -> Optional[int]:
+        """The mixed-radix index of a token list in the space; None for a list that does not fit it."""
+        if len(tokens) != len(self.range_table) or not all(0 <= t < u for t, u in zip(tokens, self.range_table)):
+            return None
+        index = 0
+        for token, upper in zip(tokens, self.range_table):
+            index = index * upper + int(token)
+        return index
+
+    @property
+    def range_table(self) -> List[int]:
+        return list(self.sa._range_table[1])
 
     def reward(self, tokens: Sequence[int], reward: float, step: int) -> None:
         if not math.isfinite(reward):
@@ -164,10 +266,18 @@ class LocalController:
             raise ControllerError(f"no controller checkpoint at {path}: is this the save_dir of a search?")
         with open(path, encoding="utf-8") as f:
             scene = json.load(f)
-        for key in ("_tokens", "_reward", "_max_reward", "_best_tokens", "_iter", "_searched"):
+        keys = ("_tokens", "_reward", "_max_reward", "_best_tokens", "_iter", "_searched")
+        for key in keys:
             if key not in scene:
                 raise ControllerError(f"{path} is not a SANAS checkpoint: key {key} is missing")
-            setattr(self.sa, "_" + key.lstrip("_"), scene[key])
+        for key in ("_tokens", "_best_tokens"):
+            if scene[key] is not None and self._index(scene[key]) is None:
+                raise ControllerError(
+                    f"{path}: its {key[1:]} {scene[key]} do not fit this search space's range table "
+                    f"{self.range_table}: it is the checkpoint of another search (another space or kernel_choices)"
+                )
+        for key in keys:
+            setattr(self.sa, key, scene[key])
         self.sa._current_tokens = scene.get("_current_tokens", scene["_tokens"])
         extra_path = os.path.join(checkpoint_dir, PPNAS_STATE)
         if os.path.isfile(extra_path):

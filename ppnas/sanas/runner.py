@@ -1,11 +1,15 @@
 """Entry-point glue shared by both searches: options -> controller, history, observers -> run_search -> outputs."""
 
+import hashlib
 import importlib
+import inspect
 import json
 import logging
 import os
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence
+
+from paddleslim.nas.search_space.search_space_base import SearchSpaceBase
 
 from ppnas.constraint import Constraint
 from ppnas.distributed.connect import open_controller, search_observers, settle_client
@@ -16,6 +20,10 @@ from ppnas.sanas.search import SearchResult, SearchSettings, Task, run_search
 _logger = logging.getLogger(__name__)
 
 META_FILE = "search_meta.json"
+MAY_CHANGE = (
+    "search_steps and training settings (max_iters, datasets, readers, optimizer, learning rate, seed, "
+    "max_rejects, max_failures, device)"
+)
 
 
 @dataclass
@@ -55,8 +63,85 @@ def _check_save_dir(options: SearchOptions, history: History) -> None:
         )
 
 
+def search_definition(
+    options: SearchOptions, constraint: Constraint, space: Any, input_shape: Sequence[int]
+) -> Dict[str, Any]:
+    """What makes a search this search: resuming it with any of these changed would mix two searches.
+
+    `space` is the search space instance (the task's, or one a controller server builds); `input_shape` the
+    image the constraint measures.
+    """
+    base = inspect.signature(SearchSpaceBase.__init__).parameters
+    own = [name for name in inspect.signature(type(space).__init__).parameters if name not in base]
+    table = None
+    if constraint.table_file:
+        with open(constraint.table_file, "rb") as f:
+            table = "sha256 " + hashlib.sha256(f.read()).hexdigest()[:16]
+    definition = {
+        "kind": options.kind,
+        "search_space": options.space_name,
+        **{name: getattr(space, name) for name in own if hasattr(space, name)},  # kernel_choices, output_stride
+        "range_table": space.range_table(),
+        "init_tokens": options.init_tokens or space.init_tokens(),
+        "init_temperature": options.init_temperature,
+        "reduce_rate": options.reduce_rate,
+        "Constraint.ctype": constraint.ctype,
+        "Constraint.min_constraint": constraint.min_constraint,
+        "Constraint.max_constraint": constraint.max_constraint,
+        "Constraint.table_file (content)": table,
+        "input_shape": list(input_shape),
+    }
+    return json.loads(json.dumps(definition, default=str))  # as search_meta.json gives it back
+
+
+def _recorded_definition(meta: Dict[str, Any]) -> Dict[str, Any]:
+    """The definition a save_dir recorded; from the fields of a search_meta.json written before there was one."""
+    if "search" in meta:
+        return meta["search"]
+    options = meta.get("options", {})
+    older = {
+        "kind": meta.get("kind"),
+        "search_space": meta.get("space"),
+        "init_tokens": options.get("init_tokens"),  # None: the space's own, which that file does not say
+        "init_temperature": options.get("init_temperature"),
+        "reduce_rate": options.get("reduce_rate"),
+        "Constraint.ctype": meta.get("ctype"),
+        "Constraint.min_constraint": meta.get("min_constraint"),
+        "Constraint.max_constraint": meta.get("max_constraint"),
+        "input_shape": meta.get("input_shape"),
+    }
+    return {key: value for key, value in older.items() if value is not None}
+
+
+def check_same_search(save_dir: str, definition: Dict[str, Any]) -> None:
+    """-r continues the search recorded in save_dir, or stops with one line naming every difference."""
+    path = os.path.join(save_dir, META_FILE)
+    if not os.path.isfile(path):
+        _logger.warning("%s has no %s: cannot check that the config defines the same search", save_dir, META_FILE)
+        return
+    with open(path, encoding="utf-8") as f:
+        meta = json.load(f)
+    recorded = _recorded_definition(meta)
+    keys = {**recorded, **definition} if "search" in meta else recorded  # an older file: what it recorded
+    differences = [
+        f"{key} is {json.dumps(definition.get(key))} in the config, {json.dumps(recorded.get(key))} in the search"
+        for key in keys
+        if recorded.get(key) != definition.get(key)
+    ]
+    if differences:
+        raise ConfigError(
+            f"-r {save_dir} holds another search (see {path}): {'; '.join(differences)}. Only {MAY_CHANGE} may "
+            f"change on resume: set the keys above back, or start a new search with another save_dir"
+        )
+
+
 def write_meta(
-    options: SearchOptions, constraint: Constraint, task_module: str, input_shape: Sequence[int], weights: bool = True
+    options: SearchOptions,
+    constraint: Constraint,
+    task_module: str,
+    input_shape: Sequence[int],
+    definition: Dict[str, Any],
+    weights: bool = True,
 ) -> None:
     """`<save_dir>/search_meta.json`, what the report needs to know of the search (see ppnas/report.py).
 
@@ -79,6 +164,7 @@ def write_meta(
         "full_train_hint": getattr(module, "FULL_TRAIN_HINT", "").replace("{config}", options.config_path),
         "export_hint": export_hint.replace("{config}", options.config_path).replace("{save_dir}", options.save_dir),
         "options": asdict(options),
+        "search": definition,
     }
     with open(os.path.join(options.save_dir, META_FILE), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=2)
@@ -97,10 +183,12 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
     os.makedirs(options.save_dir, exist_ok=True)
     history = History.in_dir(options.save_dir)
     _check_save_dir(options, history)
+    definition = search_definition(options, constraint, task.space, task.input_shape)
     if options.resume_dir:
+        check_same_search(options.save_dir, definition)
         done = steps_done(history.read(), options.client_name)
         print(f"resuming the search in {options.save_dir}: {done}/{options.search_steps} steps done")
-    write_meta(options, constraint, type(task).__module__, task.input_shape)
+    write_meta(options, constraint, type(task).__module__, task.input_shape, definition)
     settings = SearchSettings(
         search_steps=options.search_steps,
         save_dir=options.save_dir,
@@ -113,8 +201,12 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
         options.quiet, options.use_vdl, options.vdl_log_dir, options.save_dir, run_name=options.client_name
     )
     init_tokens = options.init_tokens or task.space.init_tokens()
-    with open_controller(options, task.space.range_table(), init_tokens, history, task.decode) as controller:
-        result = run_search(task, controller, constraint, history, settings, observers + search_observers(controller))
+    try:
+        with open_controller(options, task.space.range_table(), init_tokens, history, task.decode) as controller:
+            watched = observers + search_observers(controller)
+            result = run_search(task, controller, constraint, history, settings, watched)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (ppnas.interrupts): every finished candidate is saved
+        raise type(stop)(f"resume with -r {options.save_dir}") from None
     if result.best is None:
         print(f"no candidate was rewarded; see {history.path}")
         return result

@@ -28,6 +28,7 @@ import paddle
 from ppnas.constraint import Constraint, Measurement
 from ppnas.errors import ConstraintError, ControllerError, SearchFinished
 from ppnas.history import CandidateRecord, History, best_record, steps_done
+from ppnas.interrupts import held_back
 from ppnas.sanas.controller import Controller
 
 _logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class SearchSettings:
     save_dir: str
     client: str = "local"
     seed: Optional[int] = None
-    max_rejects: int = 500  # consecutive rejections before the window is declared impossible
+    max_rejects: int = 500  # rejected draws in a row (across resumes) before the window is declared impossible
     max_failures: int = 5  # consecutive failed candidates before the search stops
 
 
@@ -110,6 +111,21 @@ def _range_text(values: List[float]) -> str:
     return f"[{min(values):g}, {max(values):g}]" if values else "none"
 
 
+def _rejected_in_a_row(records: List[Dict[str, Any]], client: str, constraint: Constraint) -> List[float]:
+    """The constrained values of `client`'s last records, as far back as they are all rejections."""
+    values: List[float] = []
+    for record in reversed(records):
+        if record.get("client") != client:
+            continue
+        if record.get("status") != "rejected":
+            break
+        if constraint.ctype == "latency":  # records keep milliseconds, the window is in the table's unit
+            values.append(record["latency_ms"] / constraint.table.ms_per_unit)
+        else:
+            values.append(float(record[constraint.ctype]))
+    return values[::-1]
+
+
 def run_search(
     task: Task,
     controller: Controller,
@@ -125,9 +141,14 @@ def run_search(
     best = best_record(records)
     exported: List[str] = []
     notify.on_start(settings.search_steps, done)
-    rejected_values: List[float] = []
+    rejected_values = _rejected_in_a_row(records, settings.client, constraint)
     failures = 0
     while done < settings.search_steps:
+        if len(rejected_values) >= settings.max_rejects:
+            raise ConstraintError(
+                f"no candidate met the constraint {constraint.window_text()} in {len(rejected_values)} draws "
+                f"in a row; the values seen were in {_range_text(rejected_values)}: widen the window"
+            )
         try:
             tokens = controller.next_tokens()
         except SearchFinished:
@@ -143,18 +164,15 @@ def run_search(
             rejected_values.append(measured)
         else:
             failures += 1
-        history.append(record)
-        records.append(asdict(record))
-        controller.recorded(record)  # after the line: a kill between the two is replayed on resume
+            rejected_values = []
+        with held_back():  # a Ctrl-C or SIGTERM waits until the line and its checkpoint are both written
+            history.append(record)
+            records.append(asdict(record))
+            controller.recorded(record)  # after the line: a kill between the two is replayed on resume
         if record.status == "trained" and (best is None or record.reward > best["reward"]):
             best = asdict(record)
             exported = task.export(tokens, model, settings.save_dir)
         notify.on_candidate(record, controller.info())
-        if len(rejected_values) >= settings.max_rejects:
-            raise ConstraintError(
-                f"no candidate met the constraint {constraint.window_text()} in {settings.max_rejects} draws "
-                f"in a row; the values seen were in {_range_text(rejected_values)}: widen the window"
-            )
         if failures >= settings.max_failures:
             raise ControllerError(f"{failures} candidates in a row failed to train; the last reason: {record.reason}")
     result = SearchResult(steps_done=done, best=best, exported=exported)
