@@ -167,18 +167,21 @@ def test_a_search_with_server_ip_serves_remote_clients_from_its_own_process(tmp_
     assert json.loads((tmp_path / "sanas.checkpoints").read_text())["_iter"] == len(shared)
 
 
-def test_no_unseen_neighbour_while_candidates_are_out_means_wait_not_the_end(tmp_path):
-    controller = LocalController(RANGE, SPACE.init_tokens(), seed=0, max_try_times=200)
+def test_no_unseen_candidate_while_candidates_are_out_means_wait_and_the_end_comes_when_they_are_back(tmp_path):
+    controller = LocalController([2, 2], [0, 0], seed=0)  # 4 token lists
     svc = SearchService(controller, History.in_dir(str(tmp_path)), ServiceSettings(5))
-    out = []
-    with pytest.raises(NoTokensYet):
-        for i in range(sum(RANGE)):  # more than the neighbours of the first candidate
-            out.append(svc.next_tokens(f"c{i}", BEAT))
-    assert svc.failure is None and len(svc.leases) == len(out)
-    with pytest.raises(NoTokensYet):  # nothing moved: answered at once
+    out = [svc.next_tokens(f"c{i}", BEAT) for i in range(4)]
+    assert sorted(out) == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    with pytest.raises(NoTokensYet):  # every unseen list is out: a failure still to come frees nothing, but wait
         svc.next_tokens("another", BEAT)
-    svc.reward("c0", out[0], 0.5, 1, _trained(out[0], 0.5), write=True)  # the annealing moves to a new candidate
-    assert svc.next_tokens("c0", BEAT) not in out
+    assert svc.failure is None
+    for i, tokens in enumerate(out[:-1]):
+        svc.reward(f"c{i}", tokens, 0.5, i + 1, _trained(tokens, 0.5, i + 1, f"c{i}"), write=True)
+    with pytest.raises(NoTokensYet):
+        svc.next_tokens("another", BEAT)
+    svc.add_record("c3", CandidateRecord(out[-1], "failed", reason="a NaN loss"))
+    with pytest.raises(ControllerError, match="exhausted"):  # nothing out, nothing unseen: the real end
+        svc.next_tokens("another", BEAT)
 
 
 def test_the_servers_own_loop_waits_while_remote_clients_hold_every_unseen_candidate(tmp_path):
@@ -355,7 +358,7 @@ def test_a_client_writes_its_own_folder_refuses_a_controllers_and_keeps_its_name
     settle_client(new)
     assert new.save_dir == str(tmp_path / "out" / CLIENTS_DIR / "host-7")  # not the server's history
     os.makedirs(new.save_dir)
-    write_meta(new, Constraint.from_config(None, {}), "ppnas.tasks.detection", [1, 3, 64, 64])
+    write_meta(new, Constraint.from_config(None, {}), "ppnas.tasks.detection", [1, 3, 64, 64], {})
     server_dir = tmp_path / "server"
     LocalController(RANGE, SPACE.init_tokens(), checkpoint_dir=str(server_dir)).checkpoint()
     with pytest.raises(ConfigError, match="holds a controller's state .*sanas.checkpoints.*-r that folder"):

@@ -17,7 +17,7 @@ def _meta_of(task_class, tmp_path, config):
     options = SearchOptions(
         space_name="Space", search_steps=3, save_dir=str(tmp_path), config_path=config, kind=task_class.kind
     )
-    write_meta(options, Constraint(), task_class.__module__, [1, 3, 64, 64])
+    write_meta(options, Constraint(), task_class.__module__, [1, 3, 64, 64], {})
     return json.loads((tmp_path / META_FILE).read_text())
 
 

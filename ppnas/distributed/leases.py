@@ -149,7 +149,7 @@ class SearchService:
                 held[0].last_seen = time.time()
                 return held[0].tokens
             state = (str(self.controller.sa._tokens), len(self.controller.sa._searched))
-            if state == self._exhausted_at:  # nothing moved since the last vain draw: do not redo 50000 tries
+            if state == self._exhausted_at and self.leases:  # nothing moved since the last vain draw: do not redo it
                 raise NoTokensYet()
             try:
                 tokens = self.controller.next_tokens()
