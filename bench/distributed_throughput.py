@@ -71,6 +71,7 @@ def _timed(samples: Dict[str, List[float]], name: str, call: Any) -> Any:
 def _rtt_worker(flavour: str, port: int, index: int, ready: Any, seconds: float, think: float, queue: Any) -> None:
     """One client: next_tokens -> (`think` s of "training") -> reward -> info, for `seconds`, every call timed."""
     from ppnas.distributed.client import RemoteController
+    from ppnas.history import CandidateRecord
 
     samples: Dict[str, List[float]] = {"next": [], "reward": [], "info": []}
     name = f"bench-{index}"
@@ -84,7 +85,8 @@ def _rtt_worker(flavour: str, port: int, index: int, ready: Any, seconds: float,
             tokens = _timed(samples, "next", remote.next_tokens)
             time.sleep(think)
             if tokens is not None:
-                _timed(samples, "reward", lambda t=tokens, s=step: remote.reward(t, 0.5, s))
+                done = CandidateRecord(tokens, "trained", step=step, reward=0.5, client=name)
+                _timed(samples, "reward", lambda r=done: remote.recorded(r))
             _timed(samples, "info", remote.info)
         else:
             text = _timed(samples, "next", lambda: _stock_exchange(port, "next_tokens"))

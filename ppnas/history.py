@@ -64,6 +64,24 @@ class History:
             f.flush()
             os.fsync(f.fileno())
 
+    def replace(self, tokens: List[int], record: CandidateRecord) -> None:
+        """Put `record` in place of the line of `tokens`: one record per token list, also when a first verdict
+        (a lease given up) is overturned. The file is rewritten and renamed over, so a kill leaves either one."""
+        lines = []
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    same = json.loads(line).get("tokens") == list(tokens)
+                except json.JSONDecodeError:
+                    same = False
+                lines.append(json.dumps(asdict(record), sort_keys=True) + "\n" if same else line)
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
     def read(self) -> List[Dict[str, Any]]:
         """All complete records; blank or half-written lines are skipped with a warning."""
         if not os.path.exists(self.path):

@@ -19,6 +19,8 @@ import yaml
 
 from ppnas.demo.cityscapes import make_cityscapes_demo
 from ppnas.demo.wider import make_wider_demo
+from ppnas.distributed.connect import CLIENTS_DIR
+from ppnas.distributed.protocol import FRAME, frame, unframe
 from ppnas.history import History
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -125,7 +127,12 @@ def start_client(config: pathlib.Path, port: int, save_dir: pathlib.Path, *overr
 
 
 def client_name(proc: subprocess.Popen) -> str:
-    return f"{socket.gethostname()}-{proc.pid}"  # what tools/train_nas.py calls a client
+    return f"{socket.gethostname()}-{proc.pid}"  # what tools/train_nas.py calls a new client
+
+
+def client_dir(save_dir: pathlib.Path, proc: subprocess.Popen) -> pathlib.Path:
+    """Where a new client started with `save_dir` keeps its own records."""
+    return save_dir / CLIENTS_DIR / client_name(proc)
 
 
 def finish(proc: subprocess.Popen, timeout: float = PROCESS_TIMEOUT) -> int:
@@ -137,20 +144,33 @@ def finish(proc: subprocess.Popen, timeout: float = PROCESS_TIMEOUT) -> int:
             proc.wait()
 
 
-def request(port: int, message: str, timeout: float = 5.0) -> str:
+def exchange(port: int, payload: bytes, timeout: float = 5.0) -> str:
+    """Send raw bytes as one request; the answer, unframed when the request was framed."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(message.encode("utf-8"))
+        sock.sendall(payload)
         sock.shutdown(socket.SHUT_WR)
         chunks = []
         while True:
             chunk = sock.recv(65536)
             if not chunk:
-                return b"".join(chunks).decode("utf-8")
+                break
             chunks.append(chunk)
+    data = b"".join(chunks)
+    return unframe(data) if payload.startswith(FRAME) else data.decode("utf-8")
+
+
+def request(port: int, message: str, timeout: float = 5.0) -> str:
+    """A stock (bare) request."""
+    return exchange(port, message.encode("utf-8"), timeout)
+
+
+def ppnas_request(port: int, message: str, timeout: float = 5.0) -> str:
+    """A ppnas (framed) request."""
+    return exchange(port, frame(message), timeout)
 
 
 def server_info(port: int) -> Dict[str, Any]:
-    return json.loads(request(port, f"{DETECTION_KEY}\tppnas_info\n"))
+    return json.loads(ppnas_request(port, f"{DETECTION_KEY}\tppnas_info"))
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> Any:

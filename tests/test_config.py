@@ -79,6 +79,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
         ("train_nas", ["-c", "x.yml"]),
         ("latency", ["-c", "x.yml", "--tokens", "1"]),
         ("build_latency_table", ["-c", "x.yml", "--out", "t.txt"]),
+        ("nas_server", ["-c", "x.yml"]),
+        ("fbnet", ["-c", "x.yml", "--phase", "search"]),
     ],
 )
 def test_repeated_o_merges_in_every_tool(tool, required):

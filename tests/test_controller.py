@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ppnas.errors import ControllerError
+from ppnas.history import CandidateRecord
 from ppnas.sanas.controller import PPNAS_STATE, SANAS_CHECKPOINT, LocalController
 
 RANGE = [7, 9, 12, 12, 6, 6, 6, 6, 2]
@@ -45,11 +46,11 @@ def test_same_seed_same_tokens_whatever_else_uses_numpy():
 def test_checkpoint_round_trip_continues_the_same_way(tmp_path):
     a = LocalController(RANGE, INIT, seed=5, checkpoint_dir=str(tmp_path))
     for step in (1, 2):
-        a.reward(a.next_tokens(), 0.2 * step, step)
-    a.save(records_written=2)
+        tokens = a.next_tokens()
+        a.recorded(CandidateRecord(tokens, "trained", step=step, reward=0.2 * step))
     b = LocalController(RANGE, INIT, seed=99)
     b.load(str(tmp_path))
-    assert b.records_written == 2
+    assert b.holds({"tokens": tokens, "status": "trained", "reward": 0.4})
     for step in (3, 4):
         ta, tb = a.next_tokens(), b.next_tokens()
         assert ta == tb
@@ -61,13 +62,12 @@ def test_checkpoint_round_trip_continues_the_same_way(tmp_path):
 def test_checkpoint_is_paddleslim_sanas_format(tmp_path):
     controller = LocalController(RANGE, INIT, seed=0, checkpoint_dir=str(tmp_path))
     tokens = controller.next_tokens()
-    controller.reward(tokens, 0.25, 1)
-    controller.save(records_written=1)
+    controller.recorded(CandidateRecord(tokens, "trained", step=1, reward=0.25))
     scene = json.loads((tmp_path / SANAS_CHECKPOINT).read_text())
     # the keys SANAS(load_checkpoint=...) reads
     assert scene["_tokens"] == tokens and scene["_reward"] == 0.25 and scene["_max_reward"] == 0.25
     assert scene["_best_tokens"] == tokens and scene["_iter"] == 1 and str(tokens) in scene["_searched"]
-    assert json.loads((tmp_path / PPNAS_STATE).read_text())["records_written"] == 1
+    assert set(json.loads((tmp_path / PPNAS_STATE).read_text())) == {"rng_state"}
 
 
 def _draw_without_moving(controller, count):
@@ -106,7 +106,7 @@ def test_a_resumed_search_leaves_the_neighbourhood_the_same_way(tmp_path):
     a = LocalController(RANGE, INIT, seed=7, checkpoint_dir=str(tmp_path))
     a.reward(a.next_tokens(), 0.5, 1)
     _draw_without_moving(a, 57)
-    a.save(records_written=58)
+    a.checkpoint()
     b = LocalController(RANGE, INIT, seed=99)
     b.load(str(tmp_path))
     current = b.info()["current_tokens"]

@@ -6,7 +6,7 @@ import json
 from ppnas.constraint import Constraint
 from ppnas.history import CandidateRecord, History
 from ppnas.report import META_FILE, REPORT_MD, write_report
-from ppnas.sanas.runner import SearchOptions, _write_meta
+from ppnas.sanas.runner import SearchOptions, write_meta
 from ppnas.spaces import build_space
 from ppnas.tasks.detection import BlazeFaceTask
 from ppnas.tasks.segmentation import DeepLabTask
@@ -14,12 +14,10 @@ from ppnas.tasks.segmentation import DeepLabTask
 
 def _meta_of(task_class, tmp_path, config):
     """search_meta.json as the runner writes it for a task of `task_class` (no data needed to write it)."""
-    task = object.__new__(task_class)
-    task.input_shape = [1, 3, 64, 64]
     options = SearchOptions(
         space_name="Space", search_steps=3, save_dir=str(tmp_path), config_path=config, kind=task_class.kind
     )
-    _write_meta(task, options, Constraint())
+    write_meta(options, Constraint(), task_class.__module__, [1, 3, 64, 64], {})
     return json.loads((tmp_path / META_FILE).read_text())
 
 

@@ -20,7 +20,7 @@ import paddle
 from latency.builder import EngineSettings, measure_models_us
 from ppnas import parallel
 from ppnas.cli import run_main
-from ppnas.config import load_config, merge, parse_overrides
+from ppnas.config import add_override_option, load_config, merge, parse_overrides
 from ppnas.device import select_device
 from ppnas.errors import ConfigError
 from ppnas.fbnet.derive import STRUCTURE_FILE, export_subnet, load_subnet
@@ -39,7 +39,7 @@ INFERENCE_DIR = "inference"
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="FBNet config (YAML, _BASE_ allowed)")
-    parser.add_argument("-o", "--opt", nargs="+", default=[], help="override config keys: -o Search.epochs=10")
+    add_override_option(parser, example="Search.epochs=10")
     parser.add_argument("-r", "--resume", default=None, help="save_dir of a search or retraining to resume")
     parser.add_argument("--phase", choices=PHASES, required=True)
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")

@@ -6,34 +6,49 @@ Detection configs give search_space, kernel_choices, search_steps, init_temperat
 init_tokens, server_ip, server_port, server_key, seed, save_dir; segmentation configs (a `SLIM:` block)
 give SLIM.NAS_SPACE_NAME, NAS_SEARCH_STEPS, NAS_ADDRESS, NAS_PORT, NAS_KEY, NAS_SEED. Other keys are
 the clients' business and are not checked here. The server binds to server_ip (127.0.0.1 when empty),
-writes <save_dir>/history.jsonl and the SANAS checkpoint, and leaves once the search is done; -r resumes.
+writes <save_dir>/history.jsonl, the SANAS checkpoint and search_meta.json (the constraint and task the
+report needs: python tools/report.py SAVE_DIR works on the server's folder), and leaves once the search is
+done; -r resumes.
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import argparse
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
 
 from ppnas.cli import run_main
-from ppnas.config import load_config, merge, parse_overrides
+from ppnas.config import add_override_option, load_config, merge, parse_overrides
+from ppnas.constraint import Constraint
 from ppnas.distributed.connect import build_service, server_settings, space_decoder
 from ppnas.distributed.leases import ServiceSettings
 from ppnas.distributed.server import ControllerServer
 from ppnas.errors import ConfigError
 from ppnas.history import History
-from ppnas.sanas.runner import SearchOptions
+from ppnas.sanas.runner import SearchOptions, check_same_search, search_definition, write_meta
 from ppnas.spaces import build_space
 
 SEG_SAVE_DIR = "output/deeplabv3p_nas"
+
+
+@dataclass
+class ServedSearch:
+    """What the server needs of a search config: the options, the space's arguments, and for
+    search_meta.json the constraint and the task (its module and input shape; the task itself, with its
+    datasets, is the clients' business)."""
+
+    options: SearchOptions
+    space_kwargs: Dict[str, Any]
+    constraint: Constraint
+    task_module: str
+    input_shape: List[int]
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="the search config the clients use")
     parser.add_argument("--port", type=int, default=None, help="listen on this port (0: a free one, printed)")
-    parser.add_argument(
-        "-o", "--opt", nargs="+", default=[], help="override keys: -o server_ip=0.0.0.0 SLIM.NAS_PORT=0"
-    )
+    add_override_option(parser, example="server_ip=0.0.0.0 SLIM.NAS_PORT=0")
     parser.add_argument("-r", "--resume_checkpoint", default=None, help="save_dir of a search to resume")
     parser.add_argument("--save_dir", default=None, help="where history and checkpoint go (default: the config's)")
     parser.add_argument(
@@ -49,8 +64,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _detection_options(cfg: Dict[str, Any], args: argparse.Namespace) -> Tuple[SearchOptions, Dict[str, Any]]:
-    from ppnas.tasks.detection import SEARCH_KEYS
+def _detection_search(cfg: Dict[str, Any], args: argparse.Namespace) -> ServedSearch:
+    from ppnas.tasks.detection import SEARCH_KEYS, BlazeFaceTask
 
     cfg = {**SEARCH_KEYS, **cfg}
     options = SearchOptions(
@@ -67,10 +82,14 @@ def _detection_options(cfg: Dict[str, Any], args: argparse.Namespace) -> Tuple[S
         server_key=cfg["server_key"],
         seed=cfg["seed"],
     )
-    return options, {"kernel_choices": cfg["kernel_choices"]}
+    side = int(cfg["input_size"])
+    constraint = Constraint.from_config(cfg.get("Constraint"), cfg)
+    kwargs = {"kernel_choices": cfg["kernel_choices"]}
+    return ServedSearch(options, kwargs, constraint, BlazeFaceTask.__module__, [1, 3, side, side])
 
 
-def _segmentation_options(args: argparse.Namespace) -> Tuple[SearchOptions, Dict[str, Any]]:
+def _segmentation_search(args: argparse.Namespace) -> ServedSearch:
+    from ppnas.tasks.segmentation import DeepLabTask, crop_input_shape
     from ppnas.tasks.segmentation_config import load_seg_config
 
     pairs: List[str] = []
@@ -78,7 +97,8 @@ def _segmentation_options(args: argparse.Namespace) -> Tuple[SearchOptions, Dict
         if "=" not in item:
             raise ConfigError(f"override '{item}' has no '=': write -o SLIM.NAS_PORT=0")
         pairs += item.split("=", 1)
-    slim = load_seg_config(args.config, pairs).slim
+    seg = load_seg_config(args.config, pairs)
+    slim = seg.slim
     options = SearchOptions(
         space_name=slim["NAS_SPACE_NAME"],
         search_steps=int(slim["NAS_SEARCH_STEPS"]),
@@ -90,16 +110,17 @@ def _segmentation_options(args: argparse.Namespace) -> Tuple[SearchOptions, Dict
         server_key=slim["NAS_KEY"],
         seed=slim["NAS_SEED"],
     )
-    return options, {}
+    return ServedSearch(options, {}, seg.constraint(), DeepLabTask.__module__, crop_input_shape(seg.paddleseg))
 
 
-def search_options(args: argparse.Namespace) -> Tuple[SearchOptions, Dict[str, Any]]:
-    """SearchOptions (and the space's keyword arguments) of either kind of config."""
+def served_search(args: argparse.Namespace) -> ServedSearch:
+    """The search either kind of config describes, with the command line's port, save_dir and resume."""
     raw = load_config(args.config)
     if "SLIM" in raw or "_base_" in raw:  # PaddleSeg-style: the segmentation search
-        options, space_kwargs = _segmentation_options(args)
+        search = _segmentation_search(args)
     else:
-        options, space_kwargs = _detection_options(merge(raw, parse_overrides(args.opt)), args)
+        search = _detection_search(merge(raw, parse_overrides(args.opt)), args)
+    options = search.options
     if args.port is not None:
         options.server_port = args.port
     if args.save_dir:
@@ -108,13 +129,14 @@ def search_options(args: argparse.Namespace) -> Tuple[SearchOptions, Dict[str, A
         if not os.path.isdir(args.resume_checkpoint):
             raise ConfigError(f"resume directory not found: {args.resume_checkpoint}")
         options.save_dir = options.resume_dir = args.resume_checkpoint
-    return options, space_kwargs
+    return search
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    options, space_kwargs = search_options(args)
-    space = build_space(options.space_name, **space_kwargs)
+    search = served_search(args)
+    options = search.options
+    space = build_space(options.space_name, **search.space_kwargs)
     os.makedirs(options.save_dir, exist_ok=True)
     history = History.in_dir(options.save_dir)
     if not options.resume_dir and history.read():
@@ -122,6 +144,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"save_dir {options.save_dir} already holds a search: resume it with -r {options.save_dir}, "
             f"or set another save_dir"
         )
+    definition = search_definition(options, search.constraint, space, search.input_shape)
+    if options.resume_dir:
+        check_same_search(options.save_dir, definition)
+    write_meta(options, search.constraint, search.task_module, search.input_shape, definition, weights=False)
     init_tokens = options.init_tokens or space.init_tokens()
     settings = ServiceSettings(options.search_steps, beat_timeout=args.beat_timeout, lease_seconds=args.lease_seconds)
     service = build_service(options, space.range_table(), init_tokens, history, settings, space_decoder(space))

@@ -3,11 +3,17 @@
 Unlike PaddleSlim's ControllerClient, which ends the process with exit code 0 when the server is gone,
 a lost server is retried for `retry_seconds`, then ControllerError ends the search with a message and a
 non-zero exit; "search finished" raises SearchFinished, which the search loop takes as a normal end.
+An answer that arrives cut short (or the server's "incomplete message") is retried once, then the
+client gives up.
 
 While a candidate trains, a thread sends heartbeats so the server knows the candidate is alive (a client
-killed mid-candidate stops beating and the server records that candidate as failed). The reward of a
-trained candidate is sent by `save()`, right after the search loop appended its history line, so the
-server's shared history gets the full CandidateRecord (FLOPs, params, latency, seconds) as a 6th field.
+killed mid-candidate stops beating and the server records that candidate as failed). When the server
+answers a heartbeat "unknown", it has given the candidate up (this client was silent too long, e.g. cut
+off by the network): `lost` is set, and CandidateWatch (ppnas/distributed/connect.py), an observer of the
+search loop, stops the training at its next iteration with CandidateLost, which the loop records as a
+failed candidate. The outcome of each
+candidate goes to the server in `recorded()`, right after the loop appended its own history line, with
+the full CandidateRecord (FLOPs, params, latency, seconds) that the server writes to the shared history.
 """
 
 import json
@@ -16,20 +22,25 @@ import socket
 import threading
 import time
 from dataclasses import asdict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ppnas.distributed.protocol import (
+    INCOMPLETE,
     OK,
+    UNKNOWN,
     WRONG_KEY,
+    IncompleteFrame,
     beat_message,
+    frame,
     info_message,
     next_message,
     parse_error_reply,
     record_message,
     reward_message,
+    unframe,
 )
 from ppnas.errors import ControllerError, SearchFinished
-from ppnas.history import CandidateRecord, History
+from ppnas.history import CandidateRecord
 
 _logger = logging.getLogger(__name__)
 
@@ -40,6 +51,10 @@ class ServerRefused(ControllerError):
     """The server answered with an error: retrying the same request would not help."""
 
 
+class CandidateLost(RuntimeError):
+    """The server gave the candidate in training up: training it further would be wasted."""
+
+
 class RemoteController:
     """Controller protocol over TCP to a ppnas controller server."""
 
@@ -48,18 +63,15 @@ class RemoteController:
         address: Tuple[str, int],
         key: str,
         client_name: str,
-        history: Optional[History] = None,
         retry_seconds: float = 60.0,
         request_timeout: float = 30.0,
     ) -> None:
         self.address = address
         self.key = key
         self.client_name = client_name
-        self.history = history
         self.retry_seconds = retry_seconds
         self.request_timeout = request_timeout
-        self._records_seen = len(history.read()) if history is not None else 0
-        self._pending: Optional[Tuple[List[int], float, int]] = None  # a reward waiting for its record
+        self.lost = threading.Event()  # set when the server gave the candidate in training up
         self._beating: Optional[threading.Event] = None
         self.last_info: Dict[str, Any] = {}
 
@@ -76,27 +88,18 @@ class RemoteController:
         self._start_beating(tokens, float(reply["beat_seconds"]))
         return tokens
 
-    def reward(self, tokens: Sequence[int], reward: float, step: int) -> None:
-        self._pending = ([int(t) for t in tokens], float(reward), int(step))
-        if self.history is None:
-            self._send_pending(None)
-
-    def save(self, records_written: int) -> None:
-        """Send what the search loop recorded since the last call: the reward with its record, or the
-        rejected/failed record (the server writes the shared history). Heartbeats go on until the
-        server has it, so a server that restarts meanwhile does not take the candidate for lost."""
+    def recorded(self, record: CandidateRecord) -> None:
+        """Send the candidate's outcome: the reward with its record, or the rejected/failed record (the
+        server writes the shared history). Heartbeats go on until the server has it, so a server that
+        restarts meanwhile does not take the candidate for lost."""
         try:
-            if self.history is None:
-                return
-            records = self.history.read()
-            new, self._records_seen = records[self._records_seen :], len(records)
-            for record in new:
-                if record.get("status") == "trained" and self._pending and record["tokens"] == self._pending[0]:
-                    self._send_pending(record)
-                elif record.get("status") != "trained":
-                    self._expect_ok(self._request(record_message(self.key, self.client_name, record)))
-            if self._pending is not None:  # its history line could not be read: send what we know
-                self._send_pending(None)
+            data = asdict(record)
+            if record.status == "trained":
+                assert record.reward is not None and record.step is not None
+                message = reward_message(self.key, record.tokens, record.reward, record.step, self.client_name, data)
+            else:
+                message = record_message(self.key, self.client_name, data)
+            self._expect_ok(self._request(message))
         finally:
             self._stop_beating()
 
@@ -112,26 +115,31 @@ class RemoteController:
         self._stop_beating()
 
     # --- internals --------------------------------------------------------------------------------
-    def _send_pending(self, record: Optional[Dict[str, Any]]) -> None:
-        assert self._pending is not None
-        tokens, reward, step = self._pending
-        if record is None:
-            record = asdict(CandidateRecord(tokens, "trained", step=step, reward=reward, client=self.client_name))
-        record = {**record, "reward": reward}
-        self._expect_ok(self._request(reward_message(self.key, tokens, reward, step, self.client_name, record)))
-        self._pending = None
-
     def _expect_ok(self, reply: str) -> None:
         if reply != OK:
             raise ControllerError(f"the controller server at {self._where()} answered {reply[:200]!r} instead of ok")
 
     def _request(self, message: str, retry: bool = True) -> str:
-        """Send one request and return the answer; retry a lost server for `retry_seconds`."""
+        """Send one request and return the answer; retry a lost server for `retry_seconds`, an incomplete
+        answer once (requests are idempotent: a resent reward or draw is recognised by the server)."""
         first_failure: Optional[float] = None
         pause = 0.2
+        incomplete = 0
         while True:
             try:
                 reply = self._exchange(message)
+                reason = parse_error_reply(reply)
+                if reason is not None and reason.startswith(INCOMPLETE):
+                    raise IncompleteFrame(f"the server read our request as {reason!r}")
+            except IncompleteFrame as err:
+                incomplete += 1
+                if incomplete > 1:
+                    raise ControllerError(
+                        f"the controller server at {self._where()}: an incomplete exchange twice ({err}); "
+                        f"check the network between this client and the server"
+                    ) from None
+                _logger.warning("controller server %s: %s; retrying once", self._where(), err)
+                continue
             except OSError as err:
                 now = time.monotonic()
                 first_failure = first_failure or now
@@ -145,7 +153,6 @@ class RemoteController:
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
                 continue
-            reason = parse_error_reply(reply)
             if reason == WRONG_KEY:
                 raise ServerRefused(
                     f"the controller server at {self._where()} refused our key: set server_key (SLIM.NAS_KEY) to "
@@ -157,7 +164,7 @@ class RemoteController:
 
     def _exchange(self, message: str) -> str:
         with socket.create_connection(self.address, timeout=self.request_timeout) as sock:
-            sock.sendall(message.encode("utf-8"))
+            sock.sendall(frame(message))
             sock.shutdown(socket.SHUT_WR)
             chunks = []
             size = 0
@@ -171,7 +178,7 @@ class RemoteController:
                     raise ConnectionError("reply too long")
         if not chunks:
             raise ConnectionError("the server closed the connection without an answer")
-        return b"".join(chunks).decode("utf-8")
+        return unframe(b"".join(chunks))
 
     def _where(self) -> str:
         return f"{self.address[0]}:{self.address[1]}"
@@ -179,14 +186,20 @@ class RemoteController:
     def _start_beating(self, tokens: List[int], every: float) -> None:
         stop = threading.Event()
         self._beating = stop
+        lost = self.lost = threading.Event()  # this candidate's own: a late thread cannot flag the next one
         message = beat_message(self.key, self.client_name, tokens)
 
         def beat() -> None:
             while not stop.wait(every):
                 try:
-                    self._exchange(message)
-                except OSError as err:  # the next real request retries and reports
+                    reply = self._exchange(message)
+                except (OSError, IncompleteFrame) as err:  # the next real request retries and reports
                     _logger.debug("heartbeat failed: %s", err)
+                    continue
+                if reply == UNKNOWN and not stop.is_set():
+                    _logger.warning("the controller server gave candidate %s up: stopping its training", tokens)
+                    lost.set()
+                    return
 
         threading.Thread(target=beat, name="ppnas-heartbeat", daemon=True).start()
 

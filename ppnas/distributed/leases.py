@@ -1,14 +1,16 @@
 """The state a controller server guards: PaddleSlim's SAController, candidate leases, the shared history.
 
 Every change happens under one lock, and a request is answered only once a checkpoint holds it: the
-SANAS checkpoint written by LocalController.save and the open leases in `ppnas_leases.json`. Handing
+SANAS checkpoint written by LocalController.checkpoint and the open leases in `ppnas_leases.json`. Handing
 tokens out is a change too, so a server killed and restarted with -r never hands the same tokens out twice.
 
-A lease is the server's promise that a candidate is being evaluated. It ends with the candidate's
-reward or record. A ppnas client renews it with heartbeats; a stock PaddleSlim client cannot, so its
-lease lasts `lease_seconds`, or three times the longest candidate seen so far (48 hours, PaddleSlim's own
-patience, before any). An expired lease is recorded as `failed`: a client killed mid-candidate loses
-that candidate only.
+A lease is the server's promise that a candidate is being evaluated, and by whom: a reward or record is
+taken only from the client that holds the lease. It ends with the candidate's reward or record. A ppnas
+client renews it with heartbeats; a stock PaddleSlim client cannot, so its lease lasts `lease_seconds`, or
+three times the longest candidate seen so far (48 hours, PaddleSlim's own patience, before any). An
+expired lease is recorded as `failed`: a client killed mid-candidate loses that candidate only. If that
+client's reward still comes (it was slow, not dead), it takes the place of the `failed` line: one record
+per token list.
 """
 
 import json
@@ -33,12 +35,18 @@ STOCK_LEASE_FACTOR = 3.0
 BEAT = "beat"  # a ppnas client that sends heartbeats
 STOCK = "stock"  # a PaddleSlim client: no heartbeats, no name until its reward
 LOCAL = "local"  # the search loop of the server's own process: never expires
+STOCK_CLIENT = "paddleslim"  # the client named in a stock client's lease-expired record
+EXPIRED = "lease expired"  # how the reason of a lease-expired record begins
 
 Decoder = Callable[[Sequence[int]], Dict[str, Any]]
 
 
 class NoTokensYet(Exception):
     """Every unseen neighbour of the current candidate is taken, but a candidate still out may move the search."""
+
+
+class NotLeased(ControllerError):
+    """A reward or record for tokens that the sender does not hold (never handed to it, or someone else's)."""
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Lease:
     kind: str
     issued: float
     last_seen: float
+    peer: Optional[str] = None  # a stock client's address: its only identity until the reward names it
 
 
 class SearchService:
@@ -75,9 +84,13 @@ class SearchService:
         records = history.read()
         trained = [r for r in records if r.get("status") == "trained"]
         self.trained = len(trained)
-        self.rewarded = {str([int(t) for t in r["tokens"]]) for r in trained}
-        self.reported = {str([int(t) for t in r["tokens"]]) for r in records if r.get("status") != "trained"}
-        self.records_written = len(records)
+        self.rewarded = {_key(r["tokens"]): r.get("client") for r in trained}  # tokens -> who had them rewarded
+        self.reported = {_key(r["tokens"]) for r in records if r.get("status") != "trained"}
+        self.expired = {  # tokens -> whose lease expired: that client's late reward is still taken
+            _key(r["tokens"]): r.get("client")
+            for r in records
+            if r.get("status") == "failed" and str(r.get("reason") or "").startswith(EXPIRED)
+        }
         self.leases: Dict[str, Lease] = {}
         self.longest_candidate = 0.0
         self.failure: Optional[str] = None  # why no more tokens can be handed out (space exhausted)
@@ -85,6 +98,16 @@ class SearchService:
         self._version = 0  # state changes so far
         self._saved_version = 0  # of which the last checkpoint holds
         self._save_lock = threading.Lock()
+        self._changed = threading.Condition(self.lock)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def wait_for_change(self, seen_version: int, timeout: float) -> None:
+        """Block until the state has changed since `seen_version` (a reward, a record, a draw), or `timeout`."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._version != seen_version, timeout)
 
     # --- state ------------------------------------------------------------------------------------
     @property
@@ -109,16 +132,24 @@ class SearchService:
             return info
 
     # --- requests ---------------------------------------------------------------------------------
-    def next_tokens(self, client: Optional[str], kind: str) -> Optional[List[int]]:
-        """Tokens to evaluate, leased to `client`; None once the search is finished."""
+    def next_tokens(self, client: Optional[str], kind: str, peer: Optional[str] = None) -> Optional[List[int]]:
+        """Tokens to evaluate, leased to `client`; None once the search is finished.
+
+        A named client that still holds a lease gets the same tokens again: its answer was lost and it asks
+        again, or it was killed and resumed (it keeps its name), so the candidate it lost is evaluated again.
+        """
         with self._changing():
             self._expire_locked()
             if self.failure is not None:
                 raise ControllerError(self.failure)
             if self.finished:
                 return None
+            held = [lease for lease in self.leases.values() if client is not None and lease.client == client]
+            if held:
+                held[0].last_seen = time.time()
+                return held[0].tokens
             state = (str(self.controller.sa._tokens), len(self.controller.sa._searched))
-            if state == self._exhausted_at:  # nothing moved since the last vain draw: do not redo 50000 tries
+            if state == self._exhausted_at and self.leases:  # nothing moved since the last vain draw: do not redo it
                 raise NoTokensYet()
             try:
                 tokens = self.controller.next_tokens()
@@ -129,62 +160,84 @@ class SearchService:
                 self._exhausted_at = state
                 raise NoTokensYet() from None
             now = time.time()
-            self.leases[str(tokens)] = Lease(tokens, client, kind, issued=now, last_seen=now)
+            self.leases[_key(tokens)] = Lease(tokens, client, kind, issued=now, last_seen=now, peer=peer)
             self._version += 1
             return tokens
 
     def reward(
-        self, client: str, tokens: List[int], reward: float, step: int, record: Optional[CandidateRecord], write: bool
+        self,
+        client: str,
+        tokens: List[int],
+        reward: float,
+        step: int,
+        record: Optional[CandidateRecord],
+        write: bool,
+        peer: Optional[str] = None,
     ) -> bool:
-        """Apply a reward once; False when these tokens were already rewarded (a resent message)."""
+        """Apply the reward of tokens leased to `client`; False when it was already applied (a resent message).
+
+        `record` None: a stock client's 5-field message, matched to a stock lease by its address `peer`.
+        `write` False: the server process's own loop, which appended the history line itself.
+        """
         with self._changing():
-            key = str(tokens)
+            key = _key(tokens)
             if key in self.rewarded:
+                if self.rewarded[key] != client:
+                    raise NotLeased(f"tokens {tokens} were rewarded by {self.rewarded[key]}, not by {client}")
                 return False
+            lease = self.leases.get(key)
+            stock = record is None
+            if lease is not None and self._holds(lease, client, stock, peer):
+                del self.leases[key]
+                seconds = time.time() - lease.issued
+                self.longest_candidate = max(self.longest_candidate, seconds)
+                late = False
+            elif self.expired.get(key) == (STOCK_CLIENT if stock else client):
+                seconds, late = 0.0, True
+                _logger.warning("a late reward for %s from %s: it replaces the lease-expired record", tokens, client)
+            else:
+                raise NotLeased(f"tokens {tokens} are not leased to {client}: a reward is taken from its holder only")
             # the temperature follows the search's total count of rewards (PaddleSlim: client_num * iter)
             self.controller.reward(tokens, reward, self.trained + 1)
             self.trained += 1
-            self.rewarded.add(key)
-            lease = self.leases.pop(key, None)
-            seconds = time.time() - lease.issued if lease else 0.0
-            self.longest_candidate = max(self.longest_candidate, seconds)
-            if write:
-                if record is None:  # a stock client: record what the server knows
-                    record = CandidateRecord(
-                        tokens, "trained", self._structure(tokens), step=step, reward=reward, seconds=seconds
-                    )
-                record.client = client
-                record.structure = record.structure or self._structure(tokens)
-                record.seconds = record.seconds or seconds
+            self.rewarded[key] = client
+            if stock:  # record what the server knows
+                record = CandidateRecord(tokens, "trained", step=step, reward=reward, seconds=seconds)
+            assert record is not None
+            record.client = client
+            record.structure = record.structure or self._structure(tokens)
+            record.seconds = record.seconds or seconds
+            if late:
+                self.history.replace(tokens, record)
+                self.expired.pop(key)
+                self.reported.discard(key)
+            elif write:
                 self.history.append(record)
-                self.records_written += 1
             self._version += 1
             return True
 
-    def add_record(self, record: CandidateRecord) -> bool:
-        """A client's rejected or failed candidate; False when already recorded."""
+    def add_record(self, client: str, record: CandidateRecord, write: bool = True) -> bool:
+        """`client`'s rejected or failed candidate; False when these tokens already have their record."""
         with self._changing():
-            key = str(record.tokens)
-            self.leases.pop(key, None)
-            if key in self.reported or key in self.rewarded:
+            key = _key(record.tokens)
+            lease = self.leases.get(key)
+            if key in self.reported or key in self.rewarded:  # e.g. a failure after its lease expired
+                if lease is not None and lease.client == client:
+                    del self.leases[key]
                 return False
-            self._append_unrewarded(record)
+            if lease is None or lease.client != client:
+                raise NotLeased(f"tokens {record.tokens} are not leased to {client}: a record is taken from its holder")
+            del self.leases[key]
+            self._append_unrewarded(record, write)
             return True
 
     def beat(self, client: str, tokens: List[int]) -> bool:
         with self.lock:
-            lease = self.leases.get(str(tokens))
+            lease = self.leases.get(_key(tokens))
             if lease is None or lease.client != client:
                 return False
             lease.last_seen = time.time()
             return True
-
-    def local_line_written(self, tokens: Sequence[int]) -> None:
-        """The server process's own search loop appended the history line of `tokens` itself."""
-        with self._changing():
-            self.leases.pop(str([int(t) for t in tokens]), None)
-            self.records_written += 1
-            self._version += 1
 
     def expire(self) -> None:
         """Record as failed every candidate whose client stopped answering."""
@@ -202,8 +255,15 @@ class SearchService:
         try:
             with self.lock:
                 yield
+                self._changed.notify_all()
         finally:
             self._persist()
+
+    @staticmethod
+    def _holds(lease: Lease, client: str, stock: bool, peer: Optional[str]) -> bool:
+        if stock:  # a stock client is anonymous until its reward: the lease is the one handed to its address
+            return lease.kind == STOCK and lease.peer == peer
+        return lease.client == client
 
     def _persist(self) -> None:
         with self._save_lock:
@@ -223,16 +283,17 @@ class SearchService:
             del self.leases[key]
             who = lease.client or "a PaddleSlim client"
             _logger.warning("candidate %s of %s: no news for %.0f s, recorded as failed", lease.tokens, who, limit)
-            reason = f"lease expired: {who} sent no reward or heartbeat for {limit:.0f} s (client lost)"
+            reason = f"{EXPIRED}: {who} sent no reward or heartbeat for {limit:.0f} s (client lost)"
             record = CandidateRecord(
                 lease.tokens,
                 "failed",
                 self._structure(lease.tokens),
                 seconds=now - lease.issued,
-                client=lease.client or "paddleslim",
+                client=lease.client or STOCK_CLIENT,
                 reason=reason,
             )
-            self._append_unrewarded(record)
+            self._append_unrewarded(record, write=True)
+            self.expired[key] = record.client
 
     def _limit(self, lease: Lease) -> float:
         if lease.kind == LOCAL:
@@ -245,11 +306,11 @@ class SearchService:
             return STOCK_LEASE_FACTOR * self.longest_candidate
         return STOCK_PATIENCE_SECONDS
 
-    def _append_unrewarded(self, record: CandidateRecord) -> None:
+    def _append_unrewarded(self, record: CandidateRecord, write: bool) -> None:
         self.controller.replay(asdict(record))  # remembered as searched: never handed out again
-        self.reported.add(str(record.tokens))
-        self.history.append(record)
-        self.records_written += 1
+        self.reported.add(_key(record.tokens))
+        if write:
+            self.history.append(record)
         self._version += 1
 
     def _structure(self, tokens: Sequence[int]) -> Dict[str, Any]:
@@ -262,11 +323,9 @@ class SearchService:
             return {}
 
     def _write_checkpoint(self) -> None:
-        self.controller.save(self.records_written)
+        self.controller.checkpoint()
         if self.controller.checkpoint_dir:
-            leases = [
-                {"tokens": lease.tokens, "client": lease.client, "kind": lease.kind} for lease in self.leases.values()
-            ]
+            leases = [asdict(lease) for lease in self.leases.values()]
             state = {"leases": leases, "longest_candidate": self.longest_candidate}
             path = os.path.join(self.controller.checkpoint_dir, LEASES_FILE)
             with open(path + ".tmp", "w", encoding="utf-8") as f:  # no fsync: leases only help after a crash
@@ -285,22 +344,27 @@ class SearchService:
         self.longest_candidate = float(state.get("longest_candidate", 0.0))
         for item in state.get("leases", []):
             tokens = [int(t) for t in item["tokens"]]
-            if str(tokens) in self.rewarded or str(tokens) in self.reported or item["kind"] == LOCAL:
+            if _key(tokens) in self.rewarded or _key(tokens) in self.reported or item["kind"] == LOCAL:
                 continue
-            self.leases[str(tokens)] = Lease(tokens, item["client"], item["kind"], issued=now, last_seen=now)
+            lease = Lease(tokens, item["client"], item["kind"], issued=now, last_seen=now, peer=item.get("peer"))
+            self.leases[_key(tokens)] = lease
+
+
+def _key(tokens: Sequence[int]) -> str:
+    return str([int(t) for t in tokens])
 
 
 def catch_up(controller: LocalController, history: History) -> None:
-    """Replay the history lines written after the last checkpoint (a kill fell between the two).
+    """Apply the history lines the checkpoint does not hold (a kill fell between a line and its checkpoint).
 
-    Rewards are replayed with the search's running count of rewards, as SearchService applied them.
+    Each line is checked against the controller's own record of rewards (`LocalController.holds`), not
+    counted, so a line is never applied twice: several writers (clients, the server's own loop) append
+    in any order, and a late reward replaces an earlier line. Rewards are replayed with the search's
+    running count of rewards, as SearchService applied them.
     """
-    records = history.read()
-    done = sum(1 for r in records[: controller.records_written] if r.get("status") == "trained")
-    for record in records[controller.records_written :]:
+    done = 0
+    for record in history.read():
         if record.get("status") == "trained":
             done += 1
-            controller.reward([int(t) for t in record["tokens"]], float(record["reward"]), done)
-        else:
-            controller.replay(record)
-    controller.records_written = len(records)
+        if not controller.holds(record):
+            controller.replay(record, iteration=done)

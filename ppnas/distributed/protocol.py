@@ -2,25 +2,29 @@
 
 One request per TCP connection, tab-separated text, answered once, then the connection closes.
 PaddleSlim's messages (paddleslim/common/controller_{server,client}.py), which a stock
-`SANAS(..., is_server=False)` sends without a trailing newline:
+`SANAS(..., is_server=False)` sends bare, with nothing that says where they end (the server takes a
+pause of the sender as the end):
   next_tokens                                   -> "3,1,4,..."       (a finished search: "search finished")
   current_info                                  -> str(dict) that the stock client eval()s
   KEY \t 1,2,3 \t REWARD \t ITER \t CLIENT      -> "ok"
-ppnas's own clients end every message with "\n" and add (PaddleSlim's server ignores a 6th field):
+ppnas's own clients frame every message, and the server frames its answer to them:
+  b"ppnas1 " + the payload's length in bytes + b"\n" + the UTF-8 payload
+so a message sent in slow pieces is read whole (up to the request timeout), and a cut-short one is known
+for what it is. Their payloads (PaddleSlim's server ignores a 6th field):
   KEY \t 1,2,3 \t REWARD \t ITER \t CLIENT \t {CandidateRecord JSON}   a trained candidate, fully described
   KEY \t ppnas_record \t CLIENT \t {CandidateRecord JSON}              a rejected or failed candidate
   KEY \t ppnas_next \t CLIENT                   -> {"tokens": [...], "beat_seconds": S} | {"finished": true}
                                                    | {"wait": S} (every unseen neighbour is out: ask again)
   KEY \t ppnas_beat \t CLIENT \t 1,2,3          -> "ok" | "unknown"  (the candidate is still being trained)
   KEY \t ppnas_info                             -> controller info as JSON
-Any refused request is answered "error \t <reason>".
+Any refused request is answered "error \t <reason>"; a message cut short, "error \t incomplete message ...".
 """
 
 import hmac
 import json
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ppnas.history import CandidateRecord
 
@@ -35,12 +39,57 @@ UNKNOWN = "unknown"
 FINISHED_TEXT = "search finished"  # not integers: the stock client's next_tokens() ends by sys.exit()
 ERROR = "error"
 WRONG_KEY = "wrong key"
+INCOMPLETE = "incomplete message"
+FRAME = b"ppnas1 "  # begins every framed message; no stock message begins so (they start with a key or a verb)
+MAX_LENGTH_DIGITS = 10
 MAX_CLIENT_NAME = 128
 RECORD_FIELDS = {f.name for f in fields(CandidateRecord)}
 
 
 class ProtocolError(ValueError):
     """A request that must be refused; the message says why (it goes back to the sender and the log)."""
+
+
+class IncompleteFrame(Exception):
+    """A framed message ended before its declared length."""
+
+
+# --- framing --------------------------------------------------------------------------------------
+def frame(text: str) -> bytes:
+    payload = text.encode("utf-8")
+    return FRAME + str(len(payload)).encode("ascii") + b"\n" + payload
+
+
+def frame_length(buf: bytes) -> Optional[Tuple[int, int]]:
+    """(payload length, where the payload starts) of a framed message, None until its header is whole."""
+    newline = buf.find(b"\n", len(FRAME))
+    if newline < 0:
+        if len(buf) > len(FRAME) + MAX_LENGTH_DIGITS:
+            raise ProtocolError("the frame header has no length")
+        return None
+    digits = bytes(buf[len(FRAME) : newline])
+    if not digits.isdigit() or len(digits) > MAX_LENGTH_DIGITS:
+        raise ProtocolError("the frame header has no length")
+    return int(digits), newline + 1
+
+
+def may_be_framed(buf: bytes) -> bool:
+    """Whether `buf` is, or may still become, the start of a framed message."""
+    return bytes(buf[: len(FRAME)]) == FRAME[: min(len(buf), len(FRAME))]
+
+
+def unframe(data: bytes) -> str:
+    """The payload of one framed answer; IncompleteFrame when it was cut short."""
+    if not data.startswith(FRAME):
+        raise IncompleteFrame("the answer is not framed")
+    try:
+        header = frame_length(data)
+    except ProtocolError as err:
+        raise IncompleteFrame(str(err)) from None
+    if header is None or len(data) < header[1] + header[0]:
+        raise IncompleteFrame(f"the answer ended after {len(data)} bytes")
+    length, start = header
+    return data[start : start + length].decode("utf-8")
 
 
 @dataclass
@@ -83,23 +132,23 @@ def tokens_text(tokens: Sequence[int]) -> str:
 
 
 def reward_message(key: str, tokens: Sequence[int], reward: float, step: int, client: str, record: Dict) -> str:
-    return "\t".join([key, tokens_text(tokens), repr(float(reward)), str(int(step)), client, json.dumps(record)]) + "\n"
+    return "\t".join([key, tokens_text(tokens), repr(float(reward)), str(int(step)), client, json.dumps(record)])
 
 
 def record_message(key: str, client: str, record: Dict) -> str:
-    return "\t".join([key, PPNAS_RECORD, client, json.dumps(record)]) + "\n"
+    return "\t".join([key, PPNAS_RECORD, client, json.dumps(record)])
 
 
 def next_message(key: str, client: str) -> str:
-    return f"{key}\t{PPNAS_NEXT}\t{client}\n"
+    return f"{key}\t{PPNAS_NEXT}\t{client}"
 
 
 def beat_message(key: str, client: str, tokens: Sequence[int]) -> str:
-    return f"{key}\t{PPNAS_BEAT}\t{client}\t{tokens_text(tokens)}\n"
+    return f"{key}\t{PPNAS_BEAT}\t{client}\t{tokens_text(tokens)}"
 
 
 def info_message(key: str) -> str:
-    return f"{key}\t{PPNAS_INFO}\n"
+    return f"{key}\t{PPNAS_INFO}"
 
 
 def error_reply(reason: str) -> str:
@@ -177,25 +226,22 @@ def _parse_reward(parts: List[str], range_table: Sequence[int]) -> Reward:
     return Reward(tokens=tokens, reward=reward, iter=iteration, client=client, record=record)
 
 
-def parse_request(text: str, key: str, stock_allowed: bool, range_table: Sequence[int]) -> Request:
-    """Parse one request. `stock_allowed`: the key is PaddleSlim's own, so keyless stock requests count.
-
-    ppnas's requests must end with a newline: one without it was cut short (a partial or half-open send).
-    """
-    terminated = text.endswith("\n")
-    message = text[:-1] if terminated else text
-    if message in (NEXT_TOKENS, CURRENT_INFO):
+def parse_request(text: str, framed: bool, key: str, stock_allowed: bool, range_table: Sequence[int]) -> Request:
+    """Parse one request. `framed`: it came framed, as every ppnas request must (a bare one is PaddleSlim's).
+    `stock_allowed`: the key is PaddleSlim's own, so keyless stock requests count."""
+    if text in (NEXT_TOKENS, CURRENT_INFO) and not framed:
         if not stock_allowed:
             raise ProtocolError("this server has a secret key: PaddleSlim's keyless requests are refused")
-        return NextTokens(client=None) if message == NEXT_TOKENS else CurrentInfo(as_json=False)
-    parts = message.split("\t")
+        return NextTokens(client=None) if text == NEXT_TOKENS else CurrentInfo(as_json=False)
+    parts = text.split("\t")
     if len(parts) < 2 or len(parts) > 6:
         raise ProtocolError("not a controller request")
     if not _same_key(parts[0], key):
         raise ProtocolError(WRONG_KEY)
     verb = parts[1]
-    if not terminated and (verb.startswith("ppnas_") or len(parts) == 6):
-        raise ProtocolError("incomplete message: ppnas requests end with a newline")
+    ppnas = verb.startswith("ppnas_") or len(parts) == 6
+    if ppnas != framed:
+        raise ProtocolError("ppnas requests are framed, PaddleSlim's are not" if ppnas else "not a ppnas request")
     if verb == PPNAS_INFO and len(parts) == 2:
         return CurrentInfo(as_json=True)
     if verb == PPNAS_NEXT and len(parts) == 3:

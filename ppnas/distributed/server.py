@@ -19,6 +19,8 @@ from typing import Optional, Sequence, Tuple
 from ppnas.distributed.leases import BEAT, STOCK, NoTokensYet, SearchService
 from ppnas.distributed.protocol import (
     FINISHED_TEXT,
+    FRAME,
+    INCOMPLETE,
     OK,
     UNKNOWN,
     Beat,
@@ -28,6 +30,9 @@ from ppnas.distributed.protocol import (
     Record,
     Reward,
     error_reply,
+    frame,
+    frame_length,
+    may_be_framed,
     parse_request,
     stock_info_text,
     tokens_text,
@@ -173,15 +178,16 @@ class ControllerServer:
 
     def _handle(self, conn: socket.socket, peer: Tuple[str, int]) -> None:
         reply: Optional[str] = None
+        buf = bytearray()
         try:
-            raw = self._read(conn)
+            raw = self._read(conn, buf)
             if raw is None:
                 return  # connected and said nothing: a half-open connection, dropped
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
                 raise ProtocolError("not UTF-8 text") from None
-            reply = self._answer(text)
+            reply = self._answer(text, may_be_framed(buf), peer[0])
         except ProtocolError as err:
             self._log_refusal(peer, str(err))
             reply = error_reply(str(err))
@@ -194,50 +200,64 @@ class ControllerServer:
             reply = error_reply("internal error, see the server log")
         finally:
             try:
-                if reply is not None:
-                    conn.sendall(reply.encode("utf-8"))
+                if reply is not None:  # framed to a framed request, refused or not
+                    conn.sendall(frame(reply) if buf and may_be_framed(buf) else reply.encode("utf-8"))
             except OSError:
                 pass
             conn.close()
             self._slots.release()
 
-    def _read(self, conn: socket.socket) -> Optional[bytes]:
-        """One request: up to a newline (ppnas), or what arrived before the sender paused (stock)."""
+    def _read(self, conn: socket.socket, buf: bytearray) -> Optional[bytes]:
+        """One request (its payload, when framed), read into `buf`; None when the connection sent nothing.
+
+        A framed (ppnas) message is read to its declared length, however slowly it comes, until the
+        request timeout; a bare (stock PaddleSlim) one has no end marker, so it ends where the sender
+        pauses for `quiet_seconds` or closes.
+        """
         settings = self.settings
-        buf = bytearray()
         deadline = time.monotonic() + settings.request_timeout
+        header: Optional[Tuple[int, int]] = None
         while True:
-            newline = buf.find(b"\n")
-            if newline >= 0:
-                if buf[newline + 1 :].strip():
-                    raise ProtocolError("one request per connection")
-                return bytes(buf[: newline + 1])
+            framed = bool(buf) and may_be_framed(buf)
+            if framed and len(buf) >= len(FRAME):
+                header = header or frame_length(bytes(buf))
+                if header is not None:
+                    length, start = header
+                    if length > settings.max_message_bytes:
+                        raise ProtocolError(f"message longer than {settings.max_message_bytes} bytes")
+                    if len(buf) > start + length:
+                        raise ProtocolError("one request per connection")
+                    if len(buf) == start + length:
+                        return bytes(buf[start:])
             if len(buf) > settings.max_message_bytes:
                 raise ProtocolError(f"message longer than {settings.max_message_bytes} bytes")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if buf:
-                    raise ProtocolError("incomplete message (timed out)")
+                    raise ProtocolError(f"{INCOMPLETE} (timed out)")
                 return None
-            conn.settimeout(min(remaining, settings.quiet_seconds) if buf else remaining)
+            quiet = buf and not framed
+            conn.settimeout(min(remaining, settings.quiet_seconds) if quiet else remaining)
             try:
                 chunk = conn.recv(65536)
             except socket.timeout:
-                if buf:
+                if quiet:
                     return bytes(buf)
                 continue
             if not chunk:
+                if framed:
+                    raise ProtocolError(f"{INCOMPLETE} (the sender closed before its end)")
                 return bytes(buf) if buf else None
             buf += chunk
 
-    def _answer(self, text: str) -> str:
+    def _answer(self, text: str, framed: bool, peer: str) -> str:
         settings = self.settings
-        request = parse_request(text, settings.key, settings.stock_key, self.range_table)
+        request = parse_request(text, framed, settings.key, settings.stock_key, self.range_table)
         service = self.service
         if isinstance(request, NextTokens):
             if request.client is None:
                 try:
-                    tokens = service.next_tokens(None, STOCK)
+                    tokens = service.next_tokens(None, STOCK, peer)
                 except NoTokensYet:
                     return error_reply(NO_TOKENS_YET)
                 return FINISHED_TEXT if tokens is None else tokens_text(tokens)
@@ -253,10 +273,12 @@ class ControllerServer:
             info = service.info()
             return json.dumps(info) if request.as_json else stock_info_text(info)
         if isinstance(request, Reward):
-            service.reward(request.client, request.tokens, request.reward, request.iter, request.record, write=True)
+            service.reward(
+                request.client, request.tokens, request.reward, request.iter, request.record, write=True, peer=peer
+            )
             return OK
         if isinstance(request, Record):
-            service.add_record(request.record)
+            service.add_record(request.client, request.record)
             return OK
         if isinstance(request, Beat):
             return OK if service.beat(request.client, request.tokens) else UNKNOWN

@@ -20,12 +20,14 @@ import math
 import os
 import sys
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence
 
 import numpy as np
 from paddleslim.common.sa_controller import SAController
 
 from ppnas.errors import ControllerError
+from ppnas.history import CandidateRecord
 
 SANAS_CHECKPOINT = "sanas.checkpoints"  # PaddleSlim's file name and JSON layout, loadable by SANAS
 PPNAS_STATE = "ppnas_controller.json"  # what PaddleSlim's format has no room for
@@ -39,9 +41,10 @@ class Controller(Protocol):
 
     def next_tokens(self) -> List[int]: ...
 
-    def reward(self, tokens: Sequence[int], reward: float, step: int) -> None: ...
+    def recorded(self, record: CandidateRecord) -> None:
+        """The loop appended `record` (trained, rejected or failed) to its history: learn from it and keep it.
 
-    def save(self, records_written: int) -> None: ...
+        Called after the history line is written, so a kill before it returns is replayed on resume."""
 
     def info(self) -> Dict[str, Any]: ...
 
@@ -98,7 +101,6 @@ class LocalController:
             checkpoints=None,  # we save ourselves, atomically, after the history line is written
         )
         self.rng_state = np.random.RandomState(seed).get_state()
-        self.records_written = 0
 
     # --- sampling ---------------------------------------------------------------------------------
     def next_tokens(self) -> List[int]:
@@ -242,19 +244,23 @@ class LocalController:
         """Nothing to release in-process."""
 
     # --- checkpoint -------------------------------------------------------------------------------
-    def save(self, records_written: int) -> None:
-        """Write the controller state; `records_written` = history lines it already accounts for."""
-        self.records_written = records_written
+    def recorded(self, record: CandidateRecord) -> None:
+        """Apply the record's reward (the step is the temperature's iteration), then checkpoint."""
+        self.replay(asdict(record))
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write the controller state (atomically, file by file); nothing without a checkpoint_dir."""
         if not self.checkpoint_dir:
             return
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         scene = {k: v for k, v in self.sa.__dict__.items() if k != "_checkpoints"}
         _write_json_atomic(os.path.join(self.checkpoint_dir, SANAS_CHECKPOINT), scene)
-        extra = {"rng_state": _state_to_json(self.rng_state), "records_written": records_written}
+        extra = {"rng_state": _state_to_json(self.rng_state)}
         _write_json_atomic(os.path.join(self.checkpoint_dir, PPNAS_STATE), extra)
 
     def load(self, checkpoint_dir: str) -> None:
-        """Restore a state written by `save` (or a PaddleSlim SANAS checkpoint without our extras)."""
+        """Restore a state written by `checkpoint` (or a PaddleSlim SANAS checkpoint without our extras)."""
         path = os.path.join(checkpoint_dir, SANAS_CHECKPOINT)
         if not os.path.isfile(path):
             raise ControllerError(f"no controller checkpoint at {path}: is this the save_dir of a search?")
@@ -278,15 +284,25 @@ class LocalController:
             with open(extra_path, encoding="utf-8") as f:
                 extra = json.load(f)
             self.rng_state = _state_from_json(extra["rng_state"])
-            self.records_written = int(extra["records_written"])
 
-    def replay(self, record: Dict[str, Any]) -> None:
-        """Apply a history record written after the last checkpoint (a kill fell between the two)."""
+    def replay(self, record: Dict[str, Any], iteration: Optional[int] = None) -> None:
+        """Apply a history record: a reward at `iteration` (default: the record's step), else mark it seen."""
         tokens = [int(t) for t in record["tokens"]]
         if record.get("status") == "trained":
-            self.reward(tokens, float(record["reward"]), int(record["step"]))
+            self.reward(tokens, float(record["reward"]), int(record["step"] if iteration is None else iteration))
         else:
             self.sa._searched[str(tokens)] = -1
+
+    def holds(self, record: Dict[str, Any]) -> bool:
+        """Whether the state already has this record: its reward (a trained one) or its tokens as seen.
+
+        SAController stores each reward under the tokens, and -1 for a list it drew; so a resume tells a
+        history line its checkpoint holds from one a kill left out (a reward of exactly -1 cannot be told).
+        """
+        seen = self.sa._searched.get(str([int(t) for t in record["tokens"]]))
+        if record.get("status") == "trained":
+            return seen is not None and seen != -1 and seen == float(record["reward"])
+        return seen is not None
 
 
 def _write_json_atomic(path: str, data: Any) -> None:

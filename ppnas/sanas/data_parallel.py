@@ -30,11 +30,8 @@ class GroupController:
     def next_tokens(self) -> List[int]:
         return parallel.on_main(lambda: self.inner.next_tokens(), "waiting for the controller's next tokens")
 
-    def reward(self, tokens: Sequence[int], reward: float, step: int) -> None:
-        parallel.on_main(lambda: self.inner.reward(tokens, reward, step), "rewarding the controller")
-
-    def save(self, records_written: int) -> None:
-        parallel.on_main(lambda: self.inner.save(records_written), "saving the controller")
+    def recorded(self, record: CandidateRecord) -> None:
+        parallel.on_main(lambda: self.inner.recorded(record), "handing the record to the controller")
 
     def info(self) -> Dict[str, Any]:
         return parallel.on_main(lambda: self.inner.info(), "asking the controller for its state")

@@ -13,7 +13,7 @@ from paddleslim.nas.search_space.search_space_base import SearchSpaceBase
 
 from ppnas import parallel
 from ppnas.constraint import Constraint
-from ppnas.distributed.connect import open_controller
+from ppnas.distributed.connect import open_controller, search_observers, settle_client
 from ppnas.errors import ConfigError, PpnasError
 from ppnas.history import History, steps_done
 from ppnas.sanas.data_parallel import rank_views
@@ -55,7 +55,7 @@ class SearchOptions:
 
 def _check_save_dir(options: SearchOptions, history: History) -> None:
     """A new search never appends to an old one's record: resume it or pick another save_dir."""
-    if options.resume_dir or not options.is_server:
+    if options.resume_dir:
         return
     done = history.read()
     if done:
@@ -115,7 +115,7 @@ def _recorded_definition(meta: Dict[str, Any]) -> Dict[str, Any]:
     return {key: value for key, value in older.items() if value is not None}
 
 
-def _check_same_search(save_dir: str, definition: Dict[str, Any]) -> None:
+def check_same_search(save_dir: str, definition: Dict[str, Any]) -> None:
     """-r continues the search recorded in save_dir, or stops with one line naming every difference."""
     path = os.path.join(save_dir, META_FILE)
     if not os.path.isfile(path):
@@ -137,8 +137,22 @@ def _check_same_search(save_dir: str, definition: Dict[str, Any]) -> None:
         )
 
 
-def _write_meta(task: Task, options: SearchOptions, constraint: Constraint, definition: Dict[str, Any]) -> None:
-    module = importlib.import_module(type(task).__module__)
+def write_meta(
+    options: SearchOptions,
+    constraint: Constraint,
+    task_module: str,
+    input_shape: Sequence[int],
+    definition: Dict[str, Any],
+    weights: bool = True,
+) -> None:
+    """`<save_dir>/search_meta.json`, what the report needs to know of the search (see ppnas/report.py).
+
+    Written by the searching process, and by a controller server that trains nothing itself (it names the
+    task's module, whose fragment writer and training hint the report uses, without building the task, and
+    `weights` False: it saves no model, so the report gives no export command).
+    """
+    module = importlib.import_module(task_module)
+    export_hint = getattr(module, "EXPORT_HINT", "") if weights else ""
     meta: Dict[str, Any] = {
         "kind": options.kind,
         "space": options.space_name,
@@ -147,12 +161,10 @@ def _write_meta(task: Task, options: SearchOptions, constraint: Constraint, defi
         "min_constraint": constraint.min_constraint,
         "max_constraint": constraint.max_constraint,
         "unit": constraint.window_text().split("]")[-1].strip(),
-        "input_shape": list(task.input_shape),
+        "input_shape": list(input_shape),
         "fragment_writer": f"{module.__name__}:write_fragment",
         "full_train_hint": getattr(module, "FULL_TRAIN_HINT", "").replace("{config}", options.config_path),
-        "export_hint": getattr(module, "EXPORT_HINT", "")
-        .replace("{config}", options.config_path)
-        .replace("{save_dir}", options.save_dir),
+        "export_hint": export_hint.replace("{config}", options.config_path).replace("{save_dir}", options.save_dir),
         "options": asdict(options),
         "search": definition,
     }
@@ -169,10 +181,10 @@ def _open_history(task: Task, options: SearchOptions, constraint: Constraint) ->
     _check_save_dir(options, history)
     definition = search_definition(options, constraint, task.space, task.input_shape)
     if options.resume_dir:
-        _check_same_search(options.save_dir, definition)
+        check_same_search(options.save_dir, definition)
         done = steps_done(history.read(), options.client_name)
         print(f"resuming the search in {options.save_dir}: {done}/{options.search_steps} steps done")
-    _write_meta(task, options, constraint, definition)
+    write_meta(options, constraint, type(task).__module__, task.input_shape, definition)
     return history
 
 
@@ -187,7 +199,9 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
 
     if options.resume_dir:
         options.save_dir = options.resume_dir
-    options.client_name = parallel.broadcast(options.client_name)  # the name rank 0 records and counts under
+    parallel.on_main(lambda: settle_client(options), "choosing the client's folder")
+    # the folder and name rank 0 records and counts under
+    options.save_dir, options.client_name = parallel.broadcast((options.save_dir, options.client_name))
     history = parallel.on_main(lambda: _open_history(task, options, constraint), "preparing the save_dir")
     settings = SearchSettings(
         search_steps=options.search_steps,
@@ -205,7 +219,8 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
     init_tokens = options.init_tokens or task.space.init_tokens()
     try:
         with open_controller(options, task.space.range_table(), init_tokens, history, task.decode) as controller:
-            result = run_search(*rank_views(task, controller, constraint, history), settings, observers)
+            watched = observers + search_observers(controller)
+            result = run_search(*rank_views(task, controller, constraint, history), settings, watched)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (ppnas.interrupts): every finished candidate is saved
         raise type(stop)(f"resume with -r {options.save_dir}") from None
     if result.best is None:

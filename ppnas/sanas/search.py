@@ -7,8 +7,8 @@ The whole path of one candidate, in `_evaluate_candidate` and `run_search` below
   measurement = constraint.measure(...)          FLOPs, params, table latency: BEFORE training
   outside the window -> record "rejected", draw again (does not use up a search step)
   reward = task.train_and_evaluate(model, ...)   AP@0.5 or mIoU
-  controller.reward(tokens, reward, step)        annealing update
-  history.append(record); controller.save(...)   storage, then checkpoint (resume replays the gap)
+  history.append(record)                         storage
+  controller.recorded(record)                    annealing update, then checkpoint (resume replays the gap)
 
 A candidate whose training raises is recorded as "failed" with the reason; the controller gets no
 reward for it (a made-up reward would mislead the annealing) and the search goes on.
@@ -158,7 +158,6 @@ def run_search(
             seed_everything(settings.seed + len(records))
         record, model, measured = _evaluate_candidate(task, constraint, tokens, done + 1, settings, notify)
         if record.status == "trained":
-            controller.reward(tokens, float(record.reward), record.step)
             done += 1
             rejected_values, failures = [], 0
         elif record.status == "rejected":
@@ -169,7 +168,7 @@ def run_search(
         with held_back():  # a Ctrl-C or SIGTERM waits until the line and its checkpoint are both written
             history.append(record)
             records.append(asdict(record))
-            controller.save(len(records))
+            controller.recorded(record)  # after the line: a kill between the two is replayed on resume
         if record.status == "trained" and (best is None or record.reward > best["reward"]):
             best = asdict(record)
             exported = task.export(tokens, model, settings.save_dir)
