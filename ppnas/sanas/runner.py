@@ -4,6 +4,7 @@ import importlib
 import json
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional
 
@@ -11,6 +12,7 @@ from ppnas.constraint import Constraint
 from ppnas.distributed.connect import open_controller
 from ppnas.errors import ConfigError, PpnasError
 from ppnas.history import History, steps_done
+from ppnas.sanas.controller import Controller
 from ppnas.sanas.search import SearchResult, SearchSettings, Task, run_search
 
 _logger = logging.getLogger(__name__)
@@ -74,8 +76,12 @@ def _write_meta(task: Task, options: SearchOptions, constraint: Constraint) -> N
         json.dump(meta, f, indent=2)
 
 
-def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> SearchResult:
-    """Run (or resume, with options.resume_dir) one search of `task` and write its outputs."""
+def run_task(
+    task: Task, options: SearchOptions, constraint: Constraint, controller: Optional[Controller] = None
+) -> SearchResult:
+    """Run (or resume, with options.resume_dir) one search of `task` and write its outputs.
+
+    `controller` replaces the SANAS controller of `options` (the one-shot search's random and traverse modes)."""
     from ppnas.observers import make_observers
     from ppnas.report import write_report
 
@@ -102,8 +108,12 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
         options.quiet, options.use_vdl, options.vdl_log_dir, options.save_dir, run_name=options.client_name
     )
     init_tokens = options.init_tokens or task.space.init_tokens()
-    with open_controller(options, task.space.range_table(), init_tokens, history, task.decode) as controller:
-        result = run_search(task, controller, constraint, history, settings, observers)
+    if controller is not None:
+        opened = nullcontext(controller)
+    else:
+        opened = open_controller(options, task.space.range_table(), init_tokens, history, task.decode)
+    with opened as active:
+        result = run_search(task, active, constraint, history, settings, observers)
     if result.best is None:
         print(f"no candidate was rewarded; see {history.path}")
         return result
