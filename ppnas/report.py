@@ -546,9 +546,14 @@ def plot_sample_distribution(
                    label=f"baseline (init tokens): {baseline[key] / divisor:.3g}")
         if window is not None and window.bounded and window.key == key:
             low, high = ax.get_xlim()
-            span_low = low if window.low is None else window.low / divisor
-            span_high = high if window.high is None else window.high / divisor
-            ax.axvspan(span_low, span_high, color="tab:green", alpha=0.12, label=f"constraint window: {window.describe()}")
+            # a far bound (an open window written as [0, 1e9]) must not squash the histogram into one bar
+            near = [b / divisor for b in (window.low, window.high) if b is not None]
+            near = [b for b in near if low - (high - low) <= b <= high + (high - low)]
+            span_low = low if window.low is None else max(window.low / divisor, low - (high - low))
+            span_high = high if window.high is None else min(window.high / divisor, high + (high - low))
+            label_text = f"constraint window: {window.describe()}"
+            ax.axvspan(span_low, span_high, color="tab:green", alpha=0.12, label=label_text)
+            ax.set_xlim(min([low] + near), max([high] + near))
         ax.set_xlabel(f"{prefix}{label}" if key == "flops" else label)
         ax.set_ylabel("subnets")
         ax.grid(True, alpha=0.3)

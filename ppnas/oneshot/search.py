@@ -50,6 +50,11 @@ def check_subnet_tokens(value: Any, space: Any) -> List[int]:
     return tokens
 
 
+def _in_order(dataset: Any, batch_size: int, shuffle: bool, drop_last: bool) -> paddle.io.BatchSampler:
+    """Calibration batches in file order: the same images for every subnet."""
+    return paddle.io.BatchSampler(dataset, batch_size=batch_size, shuffle=False, drop_last=drop_last)
+
+
 class SupernetEvaluator:
     """Inherited-weight evaluation of subnets: BN calibration on train batches, then AP@0.5."""
 
@@ -61,7 +66,7 @@ class SupernetEvaluator:
         self.calib_batches = int(cfg["calib_batches"])
         if self.calib_batches < 1:
             raise ConfigError(f"calib_batches must be at least 1, got {self.calib_batches}")
-        self.loader = task.train_loader(paddle.io.BatchSampler)  # in order: the same batches for every subnet
+        self.loader = task.train_loader(_in_order)
 
     @classmethod
     def from_checkpoint(cls, cfg: Mapping[str, Any], phase: str = "search") -> "SupernetEvaluator":
