@@ -88,7 +88,8 @@ def sandwich_step(
         result.tokens.append(tokens)
     optimizer.step()
     optimizer.clear_grad()
-    optimizer._learning_rate.step()
+    if isinstance(optimizer._learning_rate, paddle.optimizer.lr.LRScheduler):
+        optimizer._learning_rate.step()
     return result
 
 

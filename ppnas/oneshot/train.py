@@ -16,7 +16,7 @@ import json
 import os
 import random
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -76,7 +76,7 @@ class Checkpoint:
 
     def save(self, supernet: BlazeFaceSupernet, optimizer: paddle.optimizer.Optimizer, state: Dict[str, Any]) -> None:
         os.makedirs(self.dir, exist_ok=True)
-        for name, obj in ((WEIGHTS, supernet.state_dict()), (OPTIMIZER, optimizer.state_dict())):
+        for name, obj in ((WEIGHTS, supernet.state_dict()), (OPTIMIZER, portable_optimizer_state(optimizer, supernet))):
             paddle.save(obj, os.path.join(self.dir, name + ".tmp"))
             os.replace(os.path.join(self.dir, name + ".tmp"), os.path.join(self.dir, name))
         with open(os.path.join(self.dir, STATE + ".tmp"), "w", encoding="utf-8") as f:
@@ -101,6 +101,36 @@ class Checkpoint:
         self.check_space(state, cfg)
         supernet.set_state_dict(paddle.load(os.path.join(self.dir, WEIGHTS)))
         return state
+
+
+def _accumulator_names(supernet: BlazeFaceSupernet) -> List[Tuple[str, str]]:
+    """(paddle's generated parameter name, its state-dict key), longest generated name first."""
+    named = [(p.name, key) for key, p in supernet.named_parameters()]
+    return sorted(named, key=lambda pair: -len(pair[0]))
+
+
+def portable_optimizer_state(optimizer: paddle.optimizer.Optimizer, supernet: BlazeFaceSupernet) -> Dict[str, Any]:
+    """The optimizer's state keyed by parameter keys: paddle names accumulators after generated parameter
+    names (`conv2d_390.w_0_moment1_0`), which differ in another process or another model instance."""
+    out = {}
+    for key, value in optimizer.state_dict().items():
+        for generated, structured in _accumulator_names(supernet):
+            if key.startswith(generated + "_"):
+                key = f"{structured}/{key[len(generated) + 1 :]}"
+                break
+        out[key] = value
+    return out
+
+
+def restore_optimizer_state(
+    optimizer: paddle.optimizer.Optimizer, supernet: BlazeFaceSupernet, state: Mapping[str, Any]
+) -> None:
+    generated = {structured: name for name, structured in _accumulator_names(supernet)}
+    renamed = {}
+    for key, value in state.items():
+        structured, _, suffix = key.rpartition("/")
+        renamed[f"{generated[structured]}_{suffix}" if structured in generated else key] = value
+    optimizer.set_state_dict(renamed)
 
 
 def _state(cfg: Mapping[str, Any], iteration: int) -> Dict[str, Any]:
@@ -146,6 +176,7 @@ def train_supernet(
     strategy = check_strategy(cfg["sample_strategy"], float(cfg["distill_weight"]))
     distill_weight, seed = float(cfg["distill_weight"]), int(cfg["seed"])
     max_iters, every = int(cfg["max_iters"]), max(1, int(cfg["checkpoint_every"]))
+    seed_everything(seed)  # the initial weights
     supernet = BlazeFaceSupernet(task.space, cfg)
     loader = task.train_loader(parallel.shard_sampler)
     model = parallel.wrap(supernet)
@@ -155,7 +186,7 @@ def train_supernet(
     start = 0
     if resume:
         checkpoint.load_weights(supernet, cfg, "train_supnet -r")
-        optimizer.set_state_dict(paddle.load(os.path.join(checkpoint.dir, OPTIMIZER)))
+        restore_optimizer_state(optimizer, supernet, paddle.load(os.path.join(checkpoint.dir, OPTIMIZER)))
         start = int(state["iteration"])
         print(f"resuming train_supnet in {checkpoint.dir} at iteration {start}/{max_iters}")
     elif state is not None:
