@@ -5,7 +5,9 @@ each from scratch with the detection search's own training (`BlazeFaceTask.train
 `max_iters`), train the supernet once (`train_supnet`), evaluate each subnet with inherited weights + BN
 calibration, and compare the two AP rankings (Kendall's tau). From-scratch results are cached in
 bench/results/oneshot_ranking_scratch.json so a killed run resumes where it stopped.
-Usage: python bench/oneshot_ranking.py [--subnets 8] [--stage scratch|all]
+Usage: python bench/oneshot_ranking.py [--subnets 8] [--stage scratch|all] [--reuse output/blazeface_bignas_demo]
+(--reuse: take the supernet of a finished `tools/bignas.py --phase train_supnet` demo run, and its training time,
+instead of training another; the demo data are generated with the same seed, so they are the same files.)
 """
 
 import ppnas  # noqa: F401  # isort: skip
@@ -15,7 +17,7 @@ import os
 import random
 import tempfile
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from common import RESULTS, machine, save_result
 from scipy.stats import kendalltau
@@ -73,20 +75,22 @@ def scratch_stage(data_dir: str, count: int) -> Dict[str, Any]:
     return cache
 
 
-def oneshot_stage(data_dir: str, work: str, cache: Dict[str, Any]) -> Dict[str, Any]:
-    """Train the supernet once, then evaluate each cached subnet with inherited weights."""
+def oneshot_stage(data_dir: str, work: str, cache: Dict[str, Any], reuse: Optional[str]) -> Dict[str, Any]:
+    """Train the supernet once (or reuse a finished demo run's), then evaluate each cached subnet."""
     from ppnas.oneshot.search import SupernetEvaluator
-    from ppnas.oneshot.train import load_bignas_config, train_supernet
+    from ppnas.oneshot.train import Checkpoint, load_bignas_config, train_supernet
 
     overrides = [
         f"TrainDataset.dataset_dir={data_dir}",
         f"EvalDataset.dataset_dir={data_dir}",
-        f"save_dir={work}/bignas",
+        f"save_dir={reuse or work + '/bignas'}",
     ]
     cfg = load_bignas_config(BIGNAS_DEMO, overrides)
-    start = time.perf_counter()
-    train_supernet(cfg, quiet=True)
-    supernet_seconds = time.perf_counter() - start
+    state = Checkpoint(cfg["save_dir"]).state()
+    if state is None or state["iteration"] < int(cfg["max_iters"]):
+        train_supernet(cfg, resume=state is not None, quiet=True)
+        state = Checkpoint(cfg["save_dir"]).state()
+    supernet_seconds = float(state["train_seconds"])
     evaluator = SupernetEvaluator.from_checkpoint(cfg)
     eval_seconds = []
     for subnet in cache["subnets"]:
@@ -114,6 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subnets", type=int, default=8)
     parser.add_argument("--stage", choices=["scratch", "all"], default="all")
+    parser.add_argument("--reuse", default=None, help="save_dir of a finished train_supnet run of the demo config")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="ppnas_oneshot_rank_")
     data_dir = f"{work}/wider"
@@ -121,7 +126,7 @@ def main() -> None:
     cache = scratch_stage(data_dir, args.subnets)
     if args.stage == "scratch":
         return
-    result = oneshot_stage(data_dir, work, cache)
+    result = oneshot_stage(data_dir, work, cache, args.reuse)
     result["machine"] = {**machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
     save_result("oneshot_ranking", result)
 

@@ -26,3 +26,34 @@ def trained_config(folder: pathlib.Path, wider: pathlib.Path, **keys: Any) -> Di
     cfg = load_bignas_config(str(write_bignas_config(folder, wider, **keys)))
     train_supernet(cfg, quiet=True)
     return cfg
+
+
+def with_supernet(trained_save_dir: str, folder: pathlib.Path, wider: pathlib.Path, **keys: Any) -> pathlib.Path:
+    """A fresh save_dir under `folder` holding a copy of an already trained supernet; returns its config."""
+    import os
+    import shutil
+
+    from ppnas.oneshot.train import SUPERNET_DIR
+
+    save_dir = folder / "out"
+    shutil.copytree(os.path.join(trained_save_dir, SUPERNET_DIR), save_dir / SUPERNET_DIR)
+    return write_bignas_config(folder, wider, **keys)
+
+
+def run_bignas(capsys: Any, *argv: str) -> Any:
+    """tools/bignas.py in-process as the shell runs it: (exit code, stdout, stderr)."""
+    import sys
+
+    import pytest
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import bignas
+    finally:
+        sys.path.pop(0)
+    from ppnas.cli import run_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(bignas.main, list(argv))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err

@@ -133,9 +133,10 @@ def restore_optimizer_state(
     optimizer.set_state_dict(renamed)
 
 
-def _state(cfg: Mapping[str, Any], iteration: int) -> Dict[str, Any]:
+def _state(cfg: Mapping[str, Any], iteration: int, train_seconds: float) -> Dict[str, Any]:
     return {
         "iteration": iteration,
+        "train_seconds": train_seconds,  # wall time of training so far, over every resumed run
         "max_iters": int(cfg["max_iters"]),
         "search_space": cfg["search_space"],
         "kernel_choices": list(cfg["kernel_choices"]),
@@ -183,11 +184,11 @@ def train_supernet(
     optimizer = task.optimizer(supernet, len(loader))
     checkpoint = Checkpoint(cfg["save_dir"])
     state = checkpoint.state()
-    start = 0
+    start, seconds_before, run_start = 0, 0.0, time.time()
     if resume:
         checkpoint.load_weights(supernet, cfg, "train_supnet -r")
         restore_optimizer_state(optimizer, supernet, paddle.load(os.path.join(checkpoint.dir, OPTIMIZER)))
-        start = int(state["iteration"])
+        start, seconds_before = int(state["iteration"]), float(state.get("train_seconds", 0.0))
         print(f"resuming train_supnet in {checkpoint.dir} at iteration {start}/{max_iters}")
     elif state is not None:
         raise ConfigError(
@@ -214,7 +215,7 @@ def train_supernet(
             writer.add_scalar("train_supnet/lr", optimizer.get_lr(), iteration + 1)
         done = iteration + 1
         if parallel.is_main() and (done % every == 0 or done == max_iters):
-            checkpoint.save(supernet, optimizer, _state(cfg, done))
+            checkpoint.save(supernet, optimizer, _state(cfg, done, seconds_before + time.time() - run_start))
     bar.close()
     if writer is not None:
         writer.close()
