@@ -57,3 +57,21 @@ def write_det_config(folder: pathlib.Path, wider: pathlib.Path, **keys: object) 
     path = folder / "det.yml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def run_tool(capsys: pytest.CaptureFixture, tool: str, *argv: str) -> tuple:
+    """tools/<tool>.py's main in-process through ppnas.cli.run_main, as the shell runs it: (exit code, out, err)."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        module = importlib.import_module(tool)
+    finally:
+        sys.path.pop(0)
+    from ppnas.cli import run_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(module.main, list(argv))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.out, captured.err

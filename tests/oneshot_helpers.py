@@ -4,7 +4,7 @@ import ppnas  # noqa: F401  # isort: skip
 import pathlib
 from typing import Any, Dict
 
-from conftest import ROOT, write_det_config
+from conftest import ROOT, run_tool, write_det_config
 
 BIGNAS_DEMO = ROOT / "configs" / "demo" / "blazeface_bignas_demo.yml"
 
@@ -42,18 +42,4 @@ def with_supernet(trained_save_dir: str, folder: pathlib.Path, wider: pathlib.Pa
 
 def run_bignas(capsys: Any, *argv: str) -> Any:
     """tools/bignas.py in-process as the shell runs it: (exit code, stdout, stderr)."""
-    import sys
-
-    import pytest
-
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import bignas
-    finally:
-        sys.path.pop(0)
-    from ppnas.cli import run_main
-
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(bignas.main, list(argv))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.out, captured.err
+    return run_tool(capsys, "bignas", *argv)

@@ -9,23 +9,15 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, write_det_config
+from conftest import ROOT, run_tool, write_det_config
 
 TRAIN_NAS = str(ROOT / "tools" / "train_nas.py")
 
 
 def run_cli(capsys, *argv):
     """Run the entry point in-process as the shell would; return (exit code, stderr)."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import train_nas
-    finally:
-        sys.path.pop(0)
-    from ppnas.cli import run_main
-
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(train_nas.main, list(argv))
-    return exit_info.value.code, capsys.readouterr().err
+    code, _, err = run_tool(capsys, "train_nas", *argv)
+    return code, err
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from ppnas.oneshot.search import (
     sampling_controller,
 )
 from ppnas.oneshot.train import load_bignas_config, train_supernet
-from ppnas.sanas.runner import SearchOptions, run_task
+from ppnas.sanas.runner import run_task, search_options
 from ppnas.sanas.search import seed_everything
 from ppnas.tasks.detection import BlazeFaceTask
 
@@ -92,22 +92,8 @@ def evaluate_subnet(cfg: Dict[str, Any], constraint: Constraint, finetune: bool)
 
 def search(cfg: Dict[str, Any], constraint: Constraint, args: argparse.Namespace) -> None:
     task = SupernetTask(SupernetEvaluator.from_checkpoint(cfg, "search"))
-    options = SearchOptions(
-        space_name=cfg["search_space"],
-        search_steps=int(cfg["subnet_count"]),
-        save_dir=cfg["save_dir"],
-        config_path=args.config,
-        kind=task.kind,
-        init_temperature=cfg["init_temperature"],
-        reduce_rate=float(cfg["reduce_rate"]),
-        init_tokens=cfg["init_tokens"],
-        seed=cfg["seed"],
-        resume_dir=args.resume,
-        quiet=args.quiet,
-        use_vdl=args.use_vdl,
-        vdl_log_dir=args.vdl_log_dir,
-        max_rejects=int(cfg["max_rejects"]),
-        max_failures=int(cfg["max_failures"]),
+    options = search_options(
+        cfg, args.config, task.kind, args, search_steps=int(cfg["subnet_count"]), resume_dir=args.resume
     )
     controller = sampling_controller(cfg, task.space.range_table(), History.in_dir(cfg["save_dir"]))
     run_task(task, options, constraint, controller=controller)

@@ -45,6 +45,28 @@ class SearchOptions:
     max_failures: int = 5
 
 
+def search_options(cfg: Dict[str, Any], config_path: str, kind: str, args: Any, **changes: Any) -> SearchOptions:
+    """The options of a detection-style search config and the flags every search entry point takes
+    (--quiet, --use_vdl, --vdl_log_dir); `changes` sets or replaces any field."""
+    fields: Dict[str, Any] = dict(
+        space_name=cfg["search_space"],
+        search_steps=int(cfg["search_steps"]),
+        save_dir=cfg["save_dir"],
+        config_path=config_path,
+        kind=kind,
+        init_temperature=cfg["init_temperature"],
+        reduce_rate=float(cfg["reduce_rate"]),
+        init_tokens=cfg["init_tokens"],
+        seed=cfg["seed"],
+        quiet=args.quiet,
+        use_vdl=args.use_vdl,
+        vdl_log_dir=args.vdl_log_dir,
+        max_rejects=int(cfg["max_rejects"]),
+        max_failures=int(cfg["max_failures"]),
+    )
+    return SearchOptions(**{**fields, **changes})
+
+
 def _check_save_dir(options: SearchOptions, history: History) -> None:
     """A new search never appends to an old one's record: resume it or pick another save_dir."""
     if options.resume_dir or not options.is_server:
