@@ -6,7 +6,7 @@ STAMP := $(VENV)/.ppnas-installed
 # paddledet/paddleseg depend on the deprecated `sklearn` package, whose build refuses without this.
 export SKLEARN_ALLOW_DEPRECATED_SKLEARN_PACKAGE_INSTALL := True
 
-.PHONY: install test demo seg-demo fbnet-demo lint clean
+.PHONY: install test demo seg-demo bignas-demo fbnet-demo lint clean
 
 $(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ demo: $(STAMP)
 	$(PY) tools/make_demo_data.py --out data/demo_wider
 	rm -rf output/blazeface_demo
 	$(PY) tools/train_nas.py -c configs/demo/blazeface_demo.yml
+
+# One-shot (BigNAS) demo: train the supernet once, then rank 40 subnets in the window by inherited AP.
+bignas-demo: $(STAMP)
+	$(PY) tools/make_demo_data.py --out data/demo_wider
+	rm -rf output/blazeface_bignas_demo
+	$(PY) tools/bignas.py -c configs/demo/blazeface_bignas_demo.yml --phase train_supnet
+	$(PY) tools/bignas.py -c configs/demo/blazeface_bignas_demo.yml --phase search
 
 seg-demo: $(STAMP)
 	$(PY) tools/make_seg_demo_data.py --out data/demo_cityscapes

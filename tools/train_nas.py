@@ -12,7 +12,7 @@ from ppnas.cli import run_main
 from ppnas.config import add_override_option, load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
 from ppnas.device import select_device
-from ppnas.sanas.runner import SearchOptions, run_task
+from ppnas.sanas.runner import run_task, search_options
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
 
@@ -33,28 +33,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     select_device(bool(cfg["use_gpu"]))
     constraint = Constraint.from_config(cfg.get("Constraint"), cfg)
     task = BlazeFaceTask(cfg)
-    options = SearchOptions(
-        space_name=cfg["search_space"],
-        search_steps=int(cfg["search_steps"]),
-        save_dir=cfg["save_dir"],
-        config_path=args.config,
-        kind=task.kind,
-        init_temperature=cfg["init_temperature"],
-        reduce_rate=float(cfg["reduce_rate"]),
-        init_tokens=cfg["init_tokens"],
+    options = search_options(
+        cfg,
+        args.config,
+        task.kind,
+        args,
         is_server=bool(cfg["is_server"]),
         server_ip=cfg["server_ip"] or "",
         server_port=int(cfg["server_port"]),
         server_key=cfg["server_key"],
         client_retry_seconds=float(cfg["client_retry_seconds"]),
-        seed=cfg["seed"],
         resume_dir=args.resume_checkpoint,
         client_name="local" if cfg["is_server"] else f"{socket.gethostname()}-{os.getpid()}",
-        quiet=args.quiet,
-        use_vdl=args.use_vdl,
-        vdl_log_dir=args.vdl_log_dir,
-        max_rejects=int(cfg["max_rejects"]),
-        max_failures=int(cfg["max_failures"]),
     )
     paddle.disable_static()
     run_task(task, options, constraint)

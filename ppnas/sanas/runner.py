@@ -6,6 +6,7 @@ import inspect
 import json
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -16,6 +17,7 @@ from ppnas.constraint import Constraint
 from ppnas.distributed.connect import open_controller, search_observers, settle_client
 from ppnas.errors import ConfigError, PpnasError
 from ppnas.history import History, steps_done
+from ppnas.sanas.controller import Controller
 from ppnas.sanas.data_parallel import rank_views
 from ppnas.sanas.search import SearchResult, SearchSettings, Task, run_search
 
@@ -51,6 +53,28 @@ class SearchOptions:
     vdl_log_dir: Optional[str] = None
     max_rejects: int = 500
     max_failures: int = 5
+
+
+def search_options(cfg: Dict[str, Any], config_path: str, kind: str, args: Any, **changes: Any) -> SearchOptions:
+    """The options of a detection-style search config and the flags every search entry point takes
+    (--quiet, --use_vdl, --vdl_log_dir); `changes` sets or replaces any field."""
+    fields: Dict[str, Any] = dict(
+        space_name=cfg["search_space"],
+        search_steps=int(cfg["search_steps"]),
+        save_dir=cfg["save_dir"],
+        config_path=config_path,
+        kind=kind,
+        init_temperature=cfg["init_temperature"],
+        reduce_rate=float(cfg["reduce_rate"]),
+        init_tokens=cfg["init_tokens"],
+        seed=cfg["seed"],
+        quiet=args.quiet,
+        use_vdl=args.use_vdl,
+        vdl_log_dir=args.vdl_log_dir,
+        max_rejects=int(cfg["max_rejects"]),
+        max_failures=int(cfg["max_failures"]),
+    )
+    return SearchOptions(**{**fields, **changes})
 
 
 def _check_save_dir(options: SearchOptions, history: History) -> None:
@@ -188,9 +212,12 @@ def _open_history(task: Task, options: SearchOptions, constraint: Constraint) ->
     return history
 
 
-def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> SearchResult:
+def run_task(
+    task: Task, options: SearchOptions, constraint: Constraint, controller: Optional[Controller] = None
+) -> SearchResult:
     """Run (or resume, with options.resume_dir) one search of `task` and write its outputs.
 
+    `controller` replaces the SANAS controller of `options` (the one-shot search's random and traverse modes).
     Under paddle.distributed.launch every rank calls this; rank 0 alone opens the controller and writes
     files, the other ranks train what it draws (ppnas/sanas/data_parallel.py).
     """
@@ -217,10 +244,14 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
         options.quiet, options.use_vdl, options.vdl_log_dir, options.save_dir, run_name=options.client_name
     )
     init_tokens = options.init_tokens or task.space.init_tokens()
+    if controller is not None:
+        opened = nullcontext(controller)
+    else:
+        opened = open_controller(options, task.space.range_table(), init_tokens, history, task.decode)
     try:
-        with open_controller(options, task.space.range_table(), init_tokens, history, task.decode) as controller:
-            watched = observers + search_observers(controller)
-            result = run_search(*rank_views(task, controller, constraint, history), settings, watched)
+        with opened as active:
+            watched = observers + search_observers(active)
+            result = run_search(*rank_views(task, active, constraint, history), settings, watched)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (ppnas.interrupts): every finished candidate is saved
         raise type(stop)(f"resume with -r {options.save_dir}") from None
     if result.best is None:

@@ -10,7 +10,7 @@ import copy
 import logging
 import os
 import tempfile
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -339,22 +339,28 @@ class BlazeFaceTask:
         if self._train_loader is not None:
             return
         worker_num = int(self.cfg["worker_num"])
-        self.train_dataset.parse_dataset()
         self.eval_dataset.parse_dataset()
-        train_cfg = {k: v for k, v in (self.cfg.get("TrainReader") or {}).items() if k != "inputs_def"}
-        train_reader = TrainReader(num_classes=self.num_classes, **train_cfg)
         # batch_size is per rank, as in PaddleDetection: with N ranks a step trains on N * batch_size images
-        sampler = parallel.shard_sampler(
-            self.train_dataset, train_reader.batch_size, shuffle=train_reader.shuffle, drop_last=train_reader.drop_last
-        )
-        self._train_loader = _data_loader(train_reader, self.train_dataset, sampler, worker_num)
+        self._train_loader = self.train_loader(parallel.shard_sampler)
         eval_cfg = {k: v for k, v in (self.cfg.get("EvalReader") or {}).items() if k != "inputs_def"}
         eval_reader = EvalReader(num_classes=self.num_classes, **eval_cfg)
         # every image counts: EvalReader's own sampler would drop a last partial batch
         sampler = paddle.io.BatchSampler(self.eval_dataset, batch_size=eval_reader.batch_size, shuffle=False)
         self._eval_loader = _data_loader(eval_reader, self.eval_dataset, sampler, worker_num)
 
-    def _optimizer(self, model: BlazeFace, steps_per_epoch: int) -> paddle.optimizer.Optimizer:
+    def train_loader(self, make_sampler: Callable[..., Any]) -> paddle.io.DataLoader:
+        """ppdet's train reader over the train set, batched by `make_sampler(dataset, batch_size, shuffle=,
+        drop_last=)` (ppnas.parallel.shard_sampler: a shard per rank under launch)."""
+        self.train_dataset.parse_dataset()
+        train_cfg = {k: v for k, v in (self.cfg.get("TrainReader") or {}).items() if k != "inputs_def"}
+        reader = TrainReader(num_classes=self.num_classes, **train_cfg)
+        sampler = make_sampler(
+            self.train_dataset, reader.batch_size, shuffle=reader.shuffle, drop_last=reader.drop_last
+        )
+        return _data_loader(reader, self.train_dataset, sampler, int(self.cfg["worker_num"]))
+
+    def optimizer(self, model: paddle.nn.Layer, steps_per_epoch: int) -> paddle.optimizer.Optimizer:
+        """ppdet's LearningRate (warm-up, decay) and OptimizerBuilder from the config's blocks."""
         lr_cfg = copy.deepcopy(self.cfg.get("LearningRate") or {"base_lr": 0.01, "schedulers": []})
         schedulers = lr_cfg.get("schedulers") or [{"name": "PiecewiseDecay", "milestones": [10**9]}]
         scheduler = LearningRate(base_lr=lr_cfg.get("base_lr", 0.01), schedulers=schedulers)(steps_per_epoch)
@@ -364,7 +370,7 @@ class BlazeFaceTask:
     def _train(self, model: BlazeFace, on_iter: Optional[IterCallback]) -> None:
         self._loaders()
         loader = self._train_loader
-        optimizer = self._optimizer(model, len(loader))
+        optimizer = self.optimizer(model, len(loader))
         trained = parallel.wrap(model)
         model.train()
         iteration, epoch = 0, 0
@@ -439,10 +445,13 @@ def _data_loader(reader: Any, dataset: WIDERFaceDataSet, batch_sampler: Any, wor
     )
 
 
-def with_search_defaults(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """Check keys and fill defaults; the result is what BlazeFaceTask and the runner read."""
-    check_keys(cfg, list(SEARCH_KEYS) + list(MODEL_KEYS) + list(PPDET_UNUSED_KEYS), where="detection config")
-    out = {**{k: copy.deepcopy(v) for k, v in SEARCH_KEYS.items()}, **cfg}
+def with_search_defaults(cfg: Mapping[str, Any], extra_keys: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Check keys and fill defaults; the result is what BlazeFaceTask and the runner read.
+
+    `extra_keys` (name -> default) are the keys of a strategy built on this task (the one-shot search)."""
+    defaults = {**SEARCH_KEYS, **(extra_keys or {})}
+    check_keys(cfg, list(defaults) + list(MODEL_KEYS) + list(PPDET_UNUSED_KEYS), where="detection config")
+    out = {**{k: copy.deepcopy(v) for k, v in defaults.items()}, **cfg}
     if out.get("architecture", "BlazeFace") != "BlazeFace":
         raise ConfigError(f"architecture must be BlazeFace for this search, got {out['architecture']}")
     out.setdefault(CONFIG_DIR_KEY, os.getcwd())
