@@ -40,7 +40,8 @@ def test_a_signal_inside_held_back_waits_for_the_end_of_the_block(python_handler
 
 
 def test_sigterm_stops_a_search_cleanly_and_it_resumes(tmp_path, tiny_wider, capsys):
-    config = write_det_config(tmp_path, tiny_wider, search_steps=2, max_iters=4)
+    # 40 iterations make a candidate last seconds, so the signal 0.3 s after the first line lands inside the second
+    config = write_det_config(tmp_path, tiny_wider, search_steps=3, max_iters=40)
     save_dir = tmp_path / "out"
     search = subprocess.Popen(
         [sys.executable, TRAIN_NAS, "-c", str(config), "--quiet"],
@@ -59,7 +60,7 @@ def test_sigterm_stops_a_search_cleanly_and_it_resumes(tmp_path, tiny_wider, cap
     assert "FatalError" not in output and "Traceback" not in output, output[-3000:]
     lines = (save_dir / "history.jsonl").read_text().splitlines()
     done = [json.loads(line) for line in lines]  # every line whole: the signal did not cut one
-    assert 1 <= sum(r["status"] == "trained" for r in done) < 2, "SIGTERM should land after candidate 1, before 2"
+    assert 1 <= sum(r["status"] == "trained" for r in done) < 3, "SIGTERM should land after candidate 1, before 3"
     checkpoint = json.loads((save_dir / "sanas.checkpoints").read_text())
     assert all(str(r["tokens"]) in checkpoint["_searched"] for r in done), "a line without its checkpoint"
 
@@ -72,9 +73,9 @@ def test_sigterm_stops_a_search_cleanly_and_it_resumes(tmp_path, tiny_wider, cap
         run_main(train_nas.main, ["-c", str(config), "--quiet", "-r", str(save_dir)])
     assert resumed.value.code == 0
     trained_before = sum(r["status"] == "trained" for r in done)
-    assert f"resuming the search in {save_dir}: {trained_before}/2 steps done" in capsys.readouterr().out
+    assert f"resuming the search in {save_dir}: {trained_before}/3 steps done" in capsys.readouterr().out
     records = [json.loads(line) for line in (save_dir / "history.jsonl").read_text().splitlines()]
     assert records[: len(done)] == done
     trained = [r for r in records if r["status"] == "trained"]
-    assert [r["step"] for r in trained] == [1, 2]
+    assert [r["step"] for r in trained] == [1, 2, 3]
     assert len({str(r["tokens"]) for r in records}) == len(records)

@@ -28,8 +28,8 @@ from ppnas.oneshot.train import Checkpoint, epoch_batches, fetch
 from ppnas.report import Window, plot_sample_distribution
 from ppnas.sanas.search import IterCallback, seed_everything
 
-# The report reads a search's fragment writer and training hint from the task's module (search_meta.json):
-from ppnas.tasks.detection import FULL_TRAIN_HINT, BlazeFaceTask, write_fragment  # noqa: F401
+# The report reads a search's fragment writer, training and export hints from the task's module (search_meta.json):
+from ppnas.tasks.detection import EXPORT_HINT, FULL_TRAIN_HINT, BlazeFaceTask, write_fragment  # noqa: F401
 
 SEARCH_MODES = ("random", "traverse", "sanas")
 SAMPLE_FLOPS_PNG = "sample_flops.png"
