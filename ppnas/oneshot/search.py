@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError, SearchFinished
-from ppnas.history import History
+from ppnas.history import CandidateRecord, History
 from ppnas.oneshot.algorithm import calibrate_bn
 from ppnas.oneshot.export import subnet_state_dict
 from ppnas.oneshot.supernet import BlazeFaceSupernet
@@ -136,11 +136,9 @@ class _SamplingController:
     def __init__(self, history: History) -> None:
         self.seen: Set[Tuple[int, ...]] = {tuple(r["tokens"]) for r in history.read()}
 
-    def reward(self, tokens: Sequence[int], reward: float, step: int) -> None:
-        self.seen.add(tuple(tokens))
-
-    def save(self, records_written: int) -> None:
-        """Nothing to save: the history is the state."""
+    def recorded(self, record: CandidateRecord) -> None:
+        """Never draw a recorded subnet again; nothing to save: the history is the state."""
+        self.seen.add(tuple(record.tokens))
 
     def info(self) -> Dict[str, Any]:
         return {}
