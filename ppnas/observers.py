@@ -5,6 +5,7 @@ and PaddleSeg users know: `--quiet`, `--use_vdl`, `--vdl_log_dir`.
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
+import argparse
 import os
 import socket
 import sys
@@ -250,3 +251,10 @@ class EpochScalars:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def add_progress_options(parser: argparse.ArgumentParser) -> None:
+    """--quiet, --use_vdl and --vdl_log_dir, as every search entry point takes them."""
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--use_vdl", action="store_true", help="log to VisualDL")
+    parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log dir (default <save_dir>/vdl_log)")

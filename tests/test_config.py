@@ -81,6 +81,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
         ("build_latency_table", ["-c", "x.yml", "--out", "t.txt"]),
         ("nas_server", ["-c", "x.yml"]),
         ("fbnet", ["-c", "x.yml", "--phase", "search"]),
+        ("bignas", ["-c", "x.yml", "--phase", "search"]),
     ],
 )
 def test_repeated_o_merges_in_every_tool(tool, required):

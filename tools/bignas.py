@@ -16,10 +16,12 @@ import paddle
 
 from ppnas import parallel
 from ppnas.cli import run_main
+from ppnas.config import add_override_option
 from ppnas.constraint import Constraint
 from ppnas.device import select_device
 from ppnas.errors import ConfigError
 from ppnas.history import History
+from ppnas.observers import add_progress_options
 from ppnas.oneshot.export import finetune_config
 from ppnas.oneshot.search import (
     SupernetEvaluator,
@@ -50,12 +52,10 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="one-shot config (PaddleDetection-style YAML)")
-    parser.add_argument("-o", "--opt", nargs="+", default=[], help="override config keys: -o key=value a.b=value")
+    add_override_option(parser)
     parser.add_argument("-r", "--resume", default=None, help="save_dir of a run to resume (train_supnet, search)")
     parser.add_argument("--phase", required=True, choices=PHASES)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--use_vdl", action="store_true", help="log to VisualDL")
-    parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log dir (default <save_dir>/vdl_log)")
+    add_progress_options(parser)
     return parser.parse_args(argv)
 
 

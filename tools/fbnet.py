@@ -28,7 +28,7 @@ from ppnas.fbnet.lut import ensure_lut
 from ppnas.fbnet.search import SUBNET_WEIGHTS, run_search
 from ppnas.fbnet.settings import FBNetConfig, fbnet_config
 from ppnas.fbnet.train import retrain
-from ppnas.observers import VDL_DIR
+from ppnas.observers import VDL_DIR, add_progress_options
 from ppnas.tasks.landmarks import load_landmark_data
 
 PHASES = ("build_lut", "search", "retrain", "export")
@@ -42,9 +42,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     add_override_option(parser, example="Search.epochs=10")
     parser.add_argument("-r", "--resume", default=None, help="save_dir of a search or retraining to resume")
     parser.add_argument("--phase", choices=PHASES, required=True)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
-    parser.add_argument("--use_vdl", action="store_true", help="log to VisualDL")
-    parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log dir (default <save_dir>/vdl_log)")
+    add_progress_options(parser)
     return parser.parse_args(argv)
 
 

@@ -12,6 +12,7 @@ from ppnas.cli import run_main
 from ppnas.config import add_override_option, load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
 from ppnas.device import select_device
+from ppnas.observers import add_progress_options
 from ppnas.sanas.runner import run_task, search_options
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
@@ -21,9 +22,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("-c", "--config", required=True, help="search config (PaddleDetection-style YAML)")
     add_override_option(parser)
     parser.add_argument("-r", "--resume_checkpoint", default=None, help="save_dir of a search to resume")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--use_vdl", action="store_true", help="log to VisualDL")
-    parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log dir (default <save_dir>/vdl_log)")
+    add_progress_options(parser)
     return parser.parse_args(argv)
 
 

@@ -19,6 +19,7 @@ import paddle
 from ppnas.cli import run_main
 from ppnas.device import select_device
 from ppnas.errors import ConfigError
+from ppnas.observers import add_progress_options
 from ppnas.sanas.runner import SearchOptions, run_task
 from ppnas.tasks.segmentation import DeepLabTask
 from ppnas.tasks.segmentation_config import load_seg_config
@@ -42,9 +43,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     )
     parser.add_argument("--save_dir", default="output/deeplabv3p_nas", help="where the search writes its outputs")
     parser.add_argument("-r", "--resume", default=None, metavar="DIR", help="save_dir of a search to resume")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or training logs")
-    parser.add_argument("--use_vdl", action="store_true", help="log to VisualDL")
-    parser.add_argument("--vdl_log_dir", default=None, help="VisualDL log dir (default <save_dir>/vdl_log)")
+    add_progress_options(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE pairs overriding the config")
     return parser.parse_args(argv)
 
