@@ -264,6 +264,8 @@ def paddleseg_config(dic: Mapping[str, Any]) -> Any:
     """A fresh PaddleSeg `Config` of `dic` (it pops keys as it builds objects: make one per use)."""
     from paddleseg.cvlibs import Config
 
+    import search_space  # noqa: F401  # registers MobileNetV2SegBackbone in PaddleSeg's BACKBONES, which dic names
+
     with tempfile.TemporaryDirectory(prefix="ppnas_seg_") as folder:
         path = os.path.join(folder, "config.yml")
         with open(path, "w", encoding="utf-8") as f:
