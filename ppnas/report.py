@@ -639,7 +639,8 @@ def plot_sample_distribution(
             near = [b for b in near if low - (high - low) <= b <= high + (high - low)]
             span_low = low if window.low is None else max(window.low / divisor, low - (high - low))
             span_high = high if window.high is None else min(window.high / divisor, high + (high - low))
-            label_text = f"constraint window: {window.describe()}"
+            axis = Axis(key, divisor, label, unit=f"{prefix}FLOPs" if key == "flops" else "ms")
+            label_text = f"constraint window: {window.in_axis_unit(axis)}"
             ax.axvspan(span_low, span_high, color="tab:green", alpha=0.12, label=label_text)
             ax.set_xlim(min([low] + near), max([high] + near))
         ax.set_xlabel(f"{prefix}{label}" if key == "flops" else label)
