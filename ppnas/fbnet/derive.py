@@ -20,11 +20,12 @@ import paddle
 import yaml
 
 from ppnas.errors import ConfigError, ConstraintError
+from ppnas.export import adapter
 from ppnas.export.inference import run_inference
 from ppnas.export.model import ExportRequest
-from ppnas.export.run import export_model
+from ppnas.export.run import export_exportable
 from ppnas.fbnet.lut import LookupTable
-from ppnas.fbnet.supernet import FBNetSupernet, LandmarkForward, LandmarkModel, SupernetSpec, supernet_spec
+from ppnas.fbnet.supernet import FBNetSupernet, LandmarkModel, SupernetSpec, supernet_spec
 
 STRUCTURE_FILE = "subnet.yml"
 EXPORT_TOLERANCE = 1e-5
@@ -144,11 +145,12 @@ def export_subnet(structure_path: str, weights_path: str, out_dir: str, image: n
     """Write the inference model of the subnet (image -> landmarks) with the shared exporter (tools/export_model.py,
     family `landmarks`) and return the largest difference between its output on `image` ([1, 3, S, S]) and the
     dygraph model's; above EXPORT_TOLERANCE is an error (the exporter's own check is looser, for detections)."""
-    export_model("landmarks", ExportRequest(structure=structure_path, weights=weights_path), out_dir)
-    forward = LandmarkForward(load_subnet(structure_path, weights_path).backbone)
-    forward.eval()
+    request = ExportRequest(structure=structure_path, weights=weights_path)
+    request.check_files()
+    exportable = adapter("landmarks")(request)
+    export_exportable(exportable, out_dir)
     with paddle.no_grad():
-        expected = forward(paddle.to_tensor(image)).numpy()
+        expected = exportable.layer(paddle.to_tensor(image)).numpy()
     got = run_inference(out_dir, {"x": np.ascontiguousarray(image, dtype=np.float32)})[0]
     diff = float(np.max(np.abs(got - expected)))
     if not math.isfinite(diff) or diff > EXPORT_TOLERANCE:
