@@ -6,7 +6,7 @@ import pathlib
 import time
 from typing import Any, Dict, Optional
 
-from latency.builder import cpu_model
+from latency.engine import cpu_model
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 

@@ -31,11 +31,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import paddle
 from paddleslim.analysis import flops as static_flops
 
-from latency.builder import cpu_model
-from latency.candidates import load_candidates
+from latency.engine import cpu_model
 from latency.estimate import estimate_latency, estimate_ops
 from latency.flops import count_flops
 from latency.opkeys import program_ops
+from ppnas.candidates import load_candidates
 from ppnas.cli import run_main
 from ppnas.config import load_config
 from ppnas.constraint import Constraint

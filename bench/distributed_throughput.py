@@ -70,8 +70,8 @@ def _timed(samples: Dict[str, List[float]], name: str, call: Any) -> Any:
 
 def _rtt_worker(flavour: str, port: int, index: int, ready: Any, seconds: float, think: float, queue: Any) -> None:
     """One client: next_tokens -> (`think` s of "training") -> reward -> info, for `seconds`, every call timed."""
-    from ppnas.distributed.client import RemoteController
     from ppnas.history import CandidateRecord
+    from ppnas.samplers.remote import RemoteController
 
     samples: Dict[str, List[float]] = {"next": [], "reward": [], "info": []}
     name = f"bench-{index}"

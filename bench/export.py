@@ -27,7 +27,7 @@ import paddle
 import paddle2onnx
 from common import machine, save_result
 
-from latency.builder import EngineSettings
+from latency.engine import EngineSettings
 from ppnas.config import load_config
 from ppnas.export import adapter
 from ppnas.export.inference import fed_predictor

@@ -26,9 +26,10 @@ import paddle
 from common import RESULTS, machine, save_result
 from latency_accuracy import fit_line, spread
 
-from latency.builder import EngineSettings, build_table, collect_ops, export_model, measure_models_us
-from latency.candidates import load_candidates
+from latency.builder import build_table, collect_ops, measure_models_us
+from latency.engine import EngineSettings, export_model
 from latency.estimate import estimate_latency
+from ppnas.candidates import load_candidates
 from ppnas.config import load_config, merge, parse_overrides
 from ppnas.demo.landmarks import make_landmark_demo
 from ppnas.fbnet.derive import STRUCTURE_FILE, load_subnet

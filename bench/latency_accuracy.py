@@ -27,10 +27,11 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import paddle
 
-from latency.builder import EngineSettings, build_table, collect_ops, cpu_model, export_model, measure_models_us
-from latency.candidates import load_candidates
+from latency.builder import build_table, collect_ops, measure_models_us
+from latency.engine import EngineSettings, cpu_model, export_model
 from latency.estimate import estimate_latency
 from latency.flops import count_flops
+from ppnas.candidates import load_candidates
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")

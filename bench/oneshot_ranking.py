@@ -25,7 +25,7 @@ from scipy.stats import kendalltau
 from ppnas.config import load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
 from ppnas.demo.wider import make_wider_demo
-from ppnas.sanas.search import seed_everything
+from ppnas.engine.seeding import seed_everything
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
 DETECTION_DEMO = "configs/demo/blazeface_demo.yml"

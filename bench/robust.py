@@ -22,7 +22,7 @@ import numpy as np
 from common import machine, save_result
 from paddleslim.common.sa_controller import SAController
 
-from ppnas.sanas.controller import LocalController
+from ppnas.samplers.annealing import LocalController
 
 RANGE = [7, 9, 12, 12, 6, 6, 6, 6, 2]
 INIT = [2, 1, 3, 8, 2, 1, 2, 1, 1]

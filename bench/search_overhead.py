@@ -20,8 +20,9 @@ from common import machine, save_result
 from ppnas.config import load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
 from ppnas.demo.wider import make_wider_demo
+from ppnas.engine.options import SearchOptions
+from ppnas.engine.runner import run_task
 from ppnas.history import History
-from ppnas.sanas.runner import SearchOptions, run_task
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
 DEMO = "configs/demo/blazeface_demo.yml"

@@ -20,7 +20,6 @@ with other settings, so a table is never mixed or used with settings it was not 
 
 import logging
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -29,18 +28,15 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import numpy as np
 import paddle
 import paddle.nn.functional as F
-from paddle import inference
 from tqdm import tqdm
 
+from latency.engine import ENGINE, ENGINE_KEYS, EngineSettings, device_name, make_predictor
 from latency.opkeys import switch_to_static_graph, trace_ops
 from latency.table import LatencyTable, append_entries
-from ppnas.errors import ConfigError, TableError
+from ppnas.errors import TableError
 
 _logger = logging.getLogger(__name__)
 
-ENGINE = f"paddle_inference-{paddle.__version__}"
-# the header settings that must match for a table to be extended or used for end-to-end comparison
-ENGINE_KEYS = ("device", "threads", "mkldnn", "ir_optim", "prefix", "timer")
 ACTIVATION_FNS: Dict[str, Callable[[Any], Any]] = {
     "relu": F.relu,
     "relu6": F.relu6,
@@ -52,58 +48,6 @@ ACTIVATION_FNS: Dict[str, Callable[[Any], Any]] = {
     "tanh": paddle.tanh,
     "hard_sigmoid": F.hardsigmoid,
 }
-
-
-@dataclass
-class EngineSettings:
-    device: str = "cpu"
-    threads: int = 1
-    mkldnn: bool = False
-    ir_optim: bool = True
-    warmup: int = 3
-    repeats: int = 15
-    passes: int = 3
-
-    def __post_init__(self) -> None:
-        if self.device not in ("cpu", "gpu"):
-            raise ConfigError(f"device must be cpu or gpu, got '{self.device}'")
-        if self.threads < 1 or self.repeats < 1 or self.passes < 1 or self.warmup < 0:
-            raise ConfigError("threads, repeats and passes must be at least 1 and warmup at least 0")
-
-    @property
-    def prefix(self) -> bool:
-        return self.mkldnn and self.device == "cpu"
-
-    @property
-    def timer(self) -> str:
-        return "thread_cpu" if self.device == "cpu" and self.threads == 1 else "wall"
-
-    def header(self) -> Dict[str, str]:
-        return {
-            "device": self.device,
-            "threads": str(self.threads),
-            "mkldnn": str(int(self.mkldnn)),
-            "ir_optim": str(int(self.ir_optim)),
-            "prefix": str(int(self.prefix)),
-            "timer": self.timer,
-        }
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def device_name(settings: EngineSettings) -> str:
-    if settings.device == "gpu":
-        return f"gpu:{paddle.device.cuda.get_device_name()}"
-    return f"cpu:{cpu_model()}"
 
 
 # ---- one-op programs ---------------------------------------------------------------------------------
@@ -209,30 +153,6 @@ def op_program(
 
 
 # ---- timing ------------------------------------------------------------------------------------------
-
-
-def make_predictor(settings: EngineSettings, program: bytes = b"", params: bytes = b"", model_dir: str = "") -> Any:
-    """A Paddle Inference predictor with the engine settings, from buffers or from `model_dir/model.*`."""
-    config = inference.Config()
-    if model_dir:
-        config.set_prog_file(os.path.join(model_dir, "model.pdmodel"))
-        params_file = os.path.join(model_dir, "model.pdiparams")
-        if os.path.exists(params_file):  # a model without parameters writes no .pdiparams
-            config.set_params_file(params_file)
-    else:
-        config.set_model_buffer(program, len(program), params, len(params))
-    if settings.device == "gpu":
-        config.enable_use_gpu(256, 0)
-    else:
-        config.disable_gpu()
-        config.set_cpu_math_library_num_threads(settings.threads)
-        if settings.mkldnn:
-            config.enable_mkldnn()
-        else:
-            config.disable_mkldnn()
-    config.switch_ir_optim(settings.ir_optim)
-    config.disable_glog_info()
-    return inference.create_predictor(config)
 
 
 def _feed(predictor: Any, shapes: Sequence[Sequence[int]], seed: int = 0) -> None:
@@ -426,13 +346,6 @@ def build_table(
             table.save()
             _flag_unstable(path, [], cleared=stable)
     return LatencyTable.load(path)
-
-
-def export_model(layer: paddle.nn.Layer, input_shape: Sequence[int], model_dir: str) -> str:
-    """Save `layer` (one image in) as an inference model `model_dir/model.*`, the way a deployment would."""
-    from ppnas.export.inference import save_inference_model  # not at the top: that module imports this one
-
-    return save_inference_model(layer, [paddle.static.InputSpec(list(input_shape), "float32", "image")], model_dir)
 
 
 def measure_models_us(model_dirs: Sequence[str], input_shape: Sequence[int], settings: EngineSettings) -> List[float]:

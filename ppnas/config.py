@@ -109,6 +109,27 @@ def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
     return result
 
 
+def override_pairs(items: Iterable[str], example: str = "SLIM.NAS_PORT=0") -> List[str]:
+    """`-o KEY=VALUE ...` as PaddleSeg's trailing `KEY VALUE` list (for the segmentation config's own parser)."""
+    pairs: List[str] = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override '{item}' has no '=': write -o KEY=VALUE, e.g. -o {example}")
+        pairs += [key.strip(), value]
+    return pairs
+
+
+def config_kind(cfg: Mapping[str, Any]) -> str:
+    """Which search a loaded config describes: "segmentation" (PaddleSeg-style: a SLIM block or PaddleSeg's
+    lowercase `_base_`), "fbnet" (a Supernet block), else "detection"."""
+    if "SLIM" in cfg or "_base_" in cfg:
+        return "segmentation"
+    if "Supernet" in cfg:
+        return "fbnet"
+    return "detection"
+
+
 def number_or_text(value: Any) -> Any:
     """YAML 1.1 reads `1.5e7` (no dot or sign in the exponent) as text; users mean a number."""
     if isinstance(value, str):

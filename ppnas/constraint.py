@@ -115,15 +115,34 @@ class Constraint:
         return measurement
 
     def admits(self, measurement: Measurement) -> bool:
-        value = measurement.value(self.ctype)
+        return self.admits_value(measurement.value(self.ctype))
+
+    def admits_value(self, value: float) -> bool:
+        """Whether a value in the window's unit (FLOPs, params, the table's unit) lies inside it."""
         low = -math.inf if self.min_constraint is None else self.min_constraint
         high = math.inf if self.max_constraint is None else self.max_constraint
         return low <= value <= high
 
+    def check_reachable(self, cheapest: float, dearest: float, what: str, key: str) -> None:
+        """Stop before any work when no `what` of the space can meet the window: its values span
+        [cheapest, dearest] (`key` names the config key that set the window)."""
+        low = -math.inf if self.min_constraint is None else self.min_constraint
+        high = math.inf if self.max_constraint is None else self.max_constraint
+        if cheapest <= high and dearest >= low:
+            return
+        unit = self.unit
+        raise ConstraintError(
+            f"no {what} meets {key} ({self.window_text()}): the {what}s of this space cost {cheapest:g} to "
+            f"{dearest:g} {unit}".rstrip() + " (change the bound, or the space)"
+        )
+
+    @property
+    def unit(self) -> str:
+        return {"flops": "FLOPs", "params": "params"}.get(self.ctype) or (
+            self.table.unit if self.table is not None else ""
+        )
+
     def window_text(self) -> str:
         low = "-inf" if self.min_constraint is None else f"{self.min_constraint:g}"
         high = "+inf" if self.max_constraint is None else f"{self.max_constraint:g}"
-        unit = {"flops": "FLOPs", "params": "params"}.get(self.ctype) or (
-            self.table.unit if self.table is not None else ""
-        )
-        return f"{self.ctype} in [{low}, {high}] {unit}".rstrip()
+        return f"{self.ctype} in [{low}, {high}] {self.unit}".rstrip()

@@ -1,8 +1,16 @@
-"""The search record: one JSON object per candidate in `<save_dir>/history.jsonl`.
+"""The record every strategy writes: one JSON object per line in `<save_dir>/history.jsonl`.
 
-Both searches, local or distributed, write the same fields (see CandidateRecord). Lines are appended
-and flushed one at a time, so a killed process leaves at most one half-written last line, which the
-reader skips with a warning.
+Record kinds (the `kind` field; a record without one is a candidate):
+- candidate: one token list of a token search (SANAS, the one-shot search), local or distributed, trained,
+  rejected or failed (CandidateRecord);
+- epoch: one FBNet search epoch: losses, test NME, expected latency, choice probabilities, the subnet it
+  would derive now (EpochRecord);
+- derived: the subnet an FBNet search derived at its end, with its LUT price (DerivedRecord);
+- retrain: one epoch of retraining that subnet (RetrainRecord);
+- export: an exported inference model and its measured latency (ExportRecord).
+Lines are appended and fsynced one at a time, so a killed process leaves at most one half-written last line,
+which the reader skips with a warning. Epoch-like records are written with `append_once`, so a run killed
+between its checkpoint and its line writes the line on resume, and never twice.
 """
 
 import json
@@ -12,8 +20,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+from ppnas.storage import atomic_write_lines
+
 HISTORY_FILE = "history.jsonl"
 STATUSES = ("trained", "rejected", "failed")
+KINDS = ("candidate", "epoch", "derived", "retrain", "export")
 
 _logger = logging.getLogger(__name__)
 
@@ -42,6 +53,71 @@ class CandidateRecord:
         self.tokens = [int(t) for t in self.tokens]
 
 
+@dataclass
+class EpochRecord:
+    """One FBNet search epoch."""
+
+    epoch: int  # 1-based
+    phase: str  # warmup | search
+    temperature: float  # after this epoch's annealing
+    weight_loss: float
+    arch_loss: Optional[float]
+    nme: float  # test list
+    expected_latency: float  # softmax(alpha / T) mix, calibrated, in `latency_unit`
+    latency_unit: str  # us (a table) or kFLOPs
+    probabilities: List[List[float]]  # softmax(alpha) per layer, in the order of the candidates
+    choices: List[str]  # the derived subnet now
+    predicted: float  # its LUT price, in `lut_unit`
+    lut_unit: str
+    predicted_ms: Optional[float]
+    seconds: float
+    kind: str = "epoch"
+    time: float = field(default_factory=time.time)
+
+
+@dataclass
+class DerivedRecord:
+    """The subnet an FBNet search derived, after `epoch` epochs."""
+
+    epoch: int
+    choices: List[str]
+    predicted: float  # LUT price, in `lut_unit`
+    lut_unit: str
+    predicted_ms: Optional[float]
+    structure: str  # the structure file, relative to save_dir
+    kind: str = "derived"
+    time: float = field(default_factory=time.time)
+
+
+@dataclass
+class RetrainRecord:
+    """One epoch of retraining a derived subnet."""
+
+    epoch: int
+    loss: float
+    nme: float
+    seconds: float
+    kind: str = "retrain"
+    choices: List[str] = field(default_factory=list)
+    time: float = field(default_factory=time.time)
+
+
+@dataclass
+class ExportRecord:
+    """An exported inference model, checked against dygraph, and its end-to-end latency measured here."""
+
+    inference_model: str
+    max_abs_diff: float
+    latency_ms_measured: float
+    threads: int
+    kind: str = "export"
+    time: float = field(default_factory=time.time)
+
+
+def record_kind(record: Dict[str, Any]) -> str:
+    return str(record.get("kind", "candidate"))
+
+
 class History:
     """Append-only JSON-lines file of CandidateRecords."""
 
@@ -56,13 +132,23 @@ class History:
         self.append_dict(asdict(record))
 
     def append_dict(self, record: Dict[str, Any]) -> None:
-        """One JSON line of any record (the FBNet search writes per-epoch records)."""
+        """One JSON line of any record kind."""
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         line = json.dumps(record, sort_keys=True)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def append_once(self, record: Any) -> bool:
+        """Append `record` (a dataclass of KINDS or its dict) unless the history has one of the same kind and
+        epoch; returns whether it was appended."""
+        data = asdict(record) if not isinstance(record, dict) else record
+        key = (record_kind(data), data.get("epoch"))
+        if any((record_kind(old), old.get("epoch")) == key for old in self.read()):
+            return False
+        self.append_dict(data)
+        return True
 
     def replace(self, tokens: List[int], record: CandidateRecord) -> None:
         """Put `record` in place of the line of `tokens`: one record per token list, also when a first verdict
@@ -75,12 +161,7 @@ class History:
                 except json.JSONDecodeError:
                     same = False
                 lines.append(json.dumps(asdict(record), sort_keys=True) + "\n" if same else line)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write_lines(self.path, lines)
 
     def read(self) -> List[Dict[str, Any]]:
         """All complete records; blank or half-written lines are skipped with a warning."""
@@ -96,6 +177,9 @@ class History:
                 except json.JSONDecodeError:
                     _logger.warning("%s:%d is not a complete JSON record; skipped", self.path, number)
         return records
+
+    def of_kind(self, kind: str) -> List[Dict[str, Any]]:
+        return [r for r in self.read() if record_kind(r) == kind]
 
     def trained(self) -> List[Dict[str, Any]]:
         return [r for r in self.read() if r.get("status") == "trained"]

@@ -60,3 +60,13 @@ def held_back() -> Iterator[None]:
         if not _holding and _pending is not None:
             signum, _pending = _pending, None
             _interrupt(signum)
+
+
+@contextmanager
+def resume_hint(save_dir: str) -> Iterator[None]:
+    """A Ctrl-C or SIGTERM inside the block ends with how to resume: `interrupted (SIGTERM): resume with -r DIR`
+    (ppnas.cli prints it), the same line in every tool. Everything finished before it is saved."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        raise type(stop)(f"resume with -r {save_dir}") from None

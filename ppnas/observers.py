@@ -1,7 +1,9 @@
-"""Watching a search live: tqdm bars (plain lines off a terminal) and VisualDL scalars.
+"""Watching a run live, for every strategy: tqdm bars (plain lines off a terminal) and VisualDL scalars.
 
-Both are `SearchObserver`s (ppnas/sanas/search.py). `make_observers` builds them from the flags PaddleDetection
-and PaddleSeg users know: `--quiet`, `--use_vdl`, `--vdl_log_dir`.
+The token searches (SANAS, the one-shot search) watch through `SearchObserver`s (ppnas/engine/protocols.py),
+built by `make_observers` from the flags PaddleDetection and PaddleSeg users know: `--quiet`, `--use_vdl`,
+`--vdl_log_dir`. Loops that count iterations or epochs (supernet training, FBNet) use `Progress` and
+`ScalarLog`, which follow the same rules: a bar on a terminal, a plain line now and then elsewhere.
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
@@ -10,17 +12,75 @@ import os
 import socket
 import sys
 import time
-from typing import IO, Any, Dict, List, Optional
+from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, TypeVar
 
 from tqdm import tqdm
 from visualdl import LogWriter
 
+from ppnas.engine.protocols import SearchObserver, SearchResult
 from ppnas.history import CandidateRecord
-from ppnas.sanas.search import SearchObserver, SearchResult
 from ppnas.units import format_count, format_ms
 
 VDL_DIR = "vdl_log"
 PLAIN_ITER_LINES = 10  # loss lines per candidate when bars are off (a log file must not get one per iteration)
+T = TypeVar("T")
+
+
+def on_terminal(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return isatty is not None and bool(isatty())
+
+
+class Progress:
+    """A count towards `total` (iterations, batches): a tqdm bar on a terminal; off one (a log file, CI, nohup)
+    a plain line at about every tenth of the way and at the end, since carriage-return bars become one
+    enormous line there."""
+
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        unit: str,
+        initial: int = 0,
+        quiet: bool = False,
+        leave: bool = True,
+        stream: Optional[IO[str]] = None,
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.total, self.desc, self.unit, self.count = total, desc, unit, initial
+        self.quiet = quiet
+        self.plain = not on_terminal(self.stream)
+        self.every = max(1, total // PLAIN_ITER_LINES)
+        self.postfix: Dict[str, Any] = {}
+        self.bar: Optional[tqdm] = None
+        if not quiet and not self.plain:
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave, file=self.stream)
+
+    def update(self, n: int = 1, **postfix: Any) -> None:
+        self.count += n
+        self.postfix = postfix
+        if self.bar is not None:
+            self.bar.update(n)
+            if postfix:
+                self.bar.set_postfix(postfix, refresh=False)
+        elif not self.quiet and (self.count % self.every == 0 or self.count == self.total):
+            values = "".join(f" {key} {value}" for key, value in postfix.items())
+            print(f"{self.desc}: {self.count}/{self.total} {self.unit}{values}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def progress(items: Iterable[T], total: int, desc: str, unit: str, quiet: bool = False) -> Iterator[T]:
+    """`items`, counted with a Progress that leaves no bar behind (a pass inside a longer run)."""
+    bar = Progress(total, desc, unit, quiet=quiet, leave=False)
+    try:
+        for item in items:
+            yield item
+            bar.update(1)
+    finally:
+        bar.close()
 
 
 def _best_reward(info: Dict[str, Any], seen: Optional[float]) -> Optional[float]:
@@ -47,10 +107,7 @@ class ProgressObserver(SearchObserver):
 
     def __init__(self, stream: Optional[IO[str]] = None, plain: Optional[bool] = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
-        if plain is None:
-            isatty = getattr(self.stream, "isatty", None)
-            plain = not (isatty is not None and isatty())
-        self.plain = plain
+        self.plain = not on_terminal(self.stream) if plain is None else plain
         self.steps_bar: Optional[tqdm] = None
         self.iter_bar: Optional[tqdm] = None
         self.total = 0
@@ -154,7 +211,7 @@ class VisualDLObserver(SearchObserver):
 
     def __init__(self, log_dir: str, run_name: Optional[str] = None) -> None:
         self.log_dir = log_dir
-        self.run_name = run_name or f"{time.strftime('%Y%m%d-%H%M%S')}_{socket.gethostname()}_{os.getpid()}"
+        self.run_name = run_name or _run_name()
         self.writer: Optional[LogWriter] = None
         self.best: Optional[float] = None
         self.draws = self.rejected = self.failed = 0
@@ -228,25 +285,35 @@ def make_observers(
     if not quiet:
         observers.append(ProgressObserver())
     if use_vdl:
-        observers.append(VisualDLObserver(vdl_log_dir or os.path.join(save_dir, VDL_DIR), run_name=run_name))
+        observers.append(VisualDLObserver(scalar_log_dir(save_dir, vdl_log_dir), run_name=run_name))
     return observers
 
 
-class EpochScalars:
-    """VisualDL scalars of an epoch-based search (FBNet): `log(epoch, {tag: value})`, x = epoch.
+def scalar_log_dir(save_dir: str, vdl_log_dir: Optional[str]) -> str:
+    """Where VisualDL logs go: --vdl_log_dir, or <save_dir>/vdl_log."""
+    return vdl_log_dir or os.path.join(save_dir, VDL_DIR)
 
-    Like VisualDLObserver, each run writes its own sub-folder of `log_dir`, so a resumed run shows beside
-    the first one instead of hiding it.
+
+def _run_name() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}_{socket.gethostname()}_{os.getpid()}"
+
+
+class ScalarLog:
+    """VisualDL scalars of a loop counted in iterations or epochs (supernet training, FBNet):
+    `log(step, {tag: value})`.
+
+    Like VisualDLObserver, each run writes its own sub-folder of `log_dir` (`<what>_<time>_<host>_<pid>`), so
+    a resumed run shows beside the first one instead of hiding it.
     """
 
-    def __init__(self, log_dir: str, run_name: Optional[str] = None) -> None:
-        self.run_name = run_name or f"{time.strftime('%Y%m%d-%H%M%S')}_{socket.gethostname()}_{os.getpid()}"
+    def __init__(self, log_dir: str, what: str = "") -> None:
+        self.run_name = f"{what}_{_run_name()}" if what else _run_name()
         self.writer = LogWriter(logdir=os.path.join(log_dir, self.run_name), display_name=self.run_name)
 
-    def log(self, epoch: int, scalars: Dict[str, Optional[float]]) -> None:
+    def log(self, step: int, scalars: Dict[str, Optional[float]]) -> None:
         for tag, value in scalars.items():
             if value is not None:
-                self.writer.add_scalar(tag, float(value), int(epoch))
+                self.writer.add_scalar(tag, float(value), int(step))
         self.writer.flush()
 
     def close(self) -> None:

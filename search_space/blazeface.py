@@ -12,7 +12,7 @@ from paddleslim.nas.search_space import SEARCHSPACE
 from paddleslim.nas.search_space.search_space_base import SearchSpaceBase
 
 from ppnas.errors import SearchSpaceError
-from ppnas.spaces import check_tokens
+from search_space.tokens import check_tokens
 
 BLAZE_FILTER_NUM1 = [4, 8, 12, 16, 20, 24, 32]
 BLAZE_FILTER_NUM2 = [8, 12, 16, 20, 24, 32, 40, 48, 64]

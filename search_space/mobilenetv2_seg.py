@@ -23,7 +23,7 @@ from paddleslim.nas.search_space import SEARCHSPACE
 from paddleslim.nas.search_space.search_space_base import SearchSpaceBase
 
 from ppnas.errors import SearchSpaceError
-from ppnas.spaces import check_tokens
+from search_space.tokens import check_tokens
 
 HEAD_NUM = [3, 4, 8, 12, 16, 24, 32]
 FILTER_NUMS = [

@@ -18,6 +18,12 @@ def latency_855_path() -> pathlib.Path:
     return LATENCY_855
 
 
+def tool_entry(tool: str) -> pathlib.Path:
+    """The file that runs for `python tools/<tool>.py`: the script, or a folder's __main__.py (tools/latency.py)."""
+    path = ROOT / "tools" / f"{tool}.py"
+    return path / "__main__.py" if path.is_dir() else path
+
+
 def run_tool(capsys: pytest.CaptureFixture, tool: str, *argv: str) -> Tuple[int, str, str]:
     """Run tools/<tool>.py's main in-process as the shell would (through run_main); (exit code, stdout, stderr)."""
     import importlib

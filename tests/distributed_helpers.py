@@ -17,11 +17,11 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from ppnas.controller_server.protocol import FRAME, frame, unframe
 from ppnas.demo.cityscapes import make_cityscapes_demo
 from ppnas.demo.wider import make_wider_demo
-from ppnas.distributed.connect import CLIENTS_DIR
-from ppnas.distributed.protocol import FRAME, frame, unframe
 from ppnas.history import History
+from ppnas.samplers.connect import CLIENTS_DIR
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "configs" / "demo" / "blazeface_demo.yml"

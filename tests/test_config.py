@@ -87,9 +87,9 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
 def test_repeated_o_merges_in_every_tool(tool, required):
     import importlib.util
 
-    from conftest import ROOT
+    from conftest import tool_entry
 
-    spec = importlib.util.spec_from_file_location(f"tool_{tool}", ROOT / "tools" / f"{tool}.py")
+    spec = importlib.util.spec_from_file_location(f"tool_{tool}", tool_entry(tool))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     args = module.parse_args([*required, "-o", "a=1", "b.c=2", "-o", "d=3"])

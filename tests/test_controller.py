@@ -9,7 +9,7 @@ import pytest
 
 from ppnas.errors import ControllerError
 from ppnas.history import CandidateRecord
-from ppnas.sanas.controller import PPNAS_STATE, SANAS_CHECKPOINT, LocalController
+from ppnas.samplers.annealing import PPNAS_STATE, SANAS_CHECKPOINT, LocalController
 
 RANGE = [7, 9, 12, 12, 6, 6, 6, 6, 2]
 INIT = [2, 1, 3, 8, 2, 1, 2, 1, 1]

@@ -23,7 +23,7 @@ from dp_worker import train_weights
 
 from ppnas.demo.wider import make_wider_demo
 from ppnas.history import History
-from ppnas.sanas.controller import SANAS_CHECKPOINT
+from ppnas.samplers.annealing import SANAS_CHECKPOINT
 
 LAUNCH_TIMEOUT = 120  # seconds; no launch of these tests should come near it
 

@@ -12,10 +12,11 @@ from ppdet.metrics.map_utils import DetectionMAP
 
 from ppnas.config import load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
+from ppnas.engine.options import SearchOptions
+from ppnas.engine.runner import run_task
 from ppnas.errors import ConfigError, ConstraintError, ControllerError
 from ppnas.history import History
-from ppnas.sanas.controller import SANAS_CHECKPOINT
-from ppnas.sanas.runner import SearchOptions, run_task
+from ppnas.samplers.annealing import SANAS_CHECKPOINT
 from ppnas.spaces import build_space
 from ppnas.tasks.detection import BlazeFaceForward, BlazeFaceTask, build_blazeface, with_search_defaults
 

@@ -33,10 +33,10 @@ from distributed_helpers import (
     write_seg_config,
 )
 
-from ppnas.distributed.connect import CLIENTS_DIR
-from ppnas.distributed.protocol import IncompleteFrame, frame
-from ppnas.report import write_report
-from ppnas.sanas.controller import LocalController
+from ppnas.controller_server.protocol import IncompleteFrame, frame
+from ppnas.report.build import write_report
+from ppnas.samplers.annealing import LocalController
+from ppnas.samplers.connect import CLIENTS_DIR
 from ppnas.spaces import build_space
 
 

@@ -18,16 +18,19 @@ import ppnas.distributed.connect
 import search_space  # noqa: F401  # registers the spaces for PaddleSlim's factory
 from ppnas.config import load_config
 from ppnas.constraint import Constraint
-from ppnas.distributed.client import RemoteController, ServerRefused
-from ppnas.distributed.connect import CLIENTS_DIR, InProcessController, build_service, open_controller, settle_client
-from ppnas.distributed.leases import BEAT, NotLeased, NoTokensYet, SearchService, ServiceSettings, catch_up
-from ppnas.distributed.protocol import frame, next_message, reward_message, unframe
-from ppnas.distributed.server import ORIGINAL_SEG_SPACE_CONFIG, ControllerServer, ServerSettings, default_key
+from ppnas.controller_server.protocol import frame, next_message, reward_message, unframe
+from ppnas.controller_server.serve import build_service
+from ppnas.controller_server.service import BEAT, NotLeased, NoTokensYet, SearchService, ServiceSettings
+from ppnas.controller_server.tcp import ORIGINAL_SEG_SPACE_CONFIG, ControllerServer, ServerSettings, default_key
+from ppnas.engine.loop import SearchSettings, run_search
+from ppnas.engine.meta import write_meta
+from ppnas.engine.options import SearchOptions
 from ppnas.errors import ConfigError, ControllerError, SearchFinished
 from ppnas.history import CandidateRecord, History
-from ppnas.sanas.controller import LocalController
-from ppnas.sanas.runner import SearchOptions, write_meta
-from ppnas.sanas.search import SearchSettings, run_search
+from ppnas.samplers.annealing import LocalController, catch_up
+from ppnas.samplers.connect import CLIENTS_DIR, open_controller, settle_client
+from ppnas.samplers.in_process import InProcessController
+from ppnas.samplers.remote import RemoteController, ServerRefused
 from ppnas.spaces import build_space
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 

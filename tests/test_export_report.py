@@ -4,9 +4,11 @@ import zlib  # noqa: F401  # isort: skip  # before paddle (see ppnas/__init__.py
 import json
 
 from ppnas.constraint import Constraint
+from ppnas.engine.meta import META_FILE, write_meta
+from ppnas.engine.options import SearchOptions
 from ppnas.history import CandidateRecord, History
-from ppnas.report import META_FILE, REPORT_MD, write_report
-from ppnas.sanas.runner import SearchOptions, write_meta
+from ppnas.report.build import write_report
+from ppnas.report.search import REPORT_MD
 from ppnas.spaces import build_space
 from ppnas.tasks.detection import BlazeFaceTask
 from ppnas.tasks.segmentation import DeepLabTask

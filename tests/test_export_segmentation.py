@@ -15,10 +15,10 @@ import yaml
 from export_helpers import paddle_inference
 from seg_helpers import SIDE, make_tiny_config
 
+from ppnas.engine.seeding import seed_everything
 from ppnas.errors import ExportError
 from ppnas.export.model import ExportRequest
 from ppnas.export.run import export_model
-from ppnas.sanas.search import seed_everything
 from ppnas.tasks.segmentation import BEST_DIR, FRAGMENT_FILE, WEIGHTS_FILE, DeepLabTask
 from ppnas.tasks.segmentation_config import config_with_model, load_seg_config, paddleseg_config
 

@@ -8,10 +8,10 @@ import pytest
 from fbnet_helpers import SIDE, TINY_SUPERNET, tiny_config
 
 from latency.builder import collect_ops
-from latency.candidates import load_candidates
 from latency.estimate import estimate_latency
 from latency.flops import count_flops
 from latency.table import LatencyTable
+from ppnas.candidates import load_candidates
 from ppnas.errors import ConfigError, ConstraintError, TableError
 from ppnas.fbnet.blocks import build_block
 from ppnas.fbnet.derive import derive_choices

@@ -9,7 +9,8 @@ import sys
 import paddle
 import pytest
 
-from latency.builder import EngineSettings, OpTimer, build_table, collect_ops, op_program, unstable_keys
+from latency.builder import OpTimer, build_table, collect_ops, op_program, unstable_keys
+from latency.engine import EngineSettings
 from latency.estimate import estimate_latency
 from latency.table import LatencyTable
 from ppnas.errors import TableError

@@ -28,7 +28,7 @@ def run(*args, cwd=ROOT):
 
 def load_cli():
     """tools/latency.py as a module (under another name than the latency package)."""
-    spec = importlib.util.spec_from_file_location("latency_cli", ROOT / "tools" / "latency.py")
+    spec = importlib.util.spec_from_file_location("latency_cli", ROOT / "tools" / "latency.py" / "__main__.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

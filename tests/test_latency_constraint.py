@@ -8,7 +8,7 @@ import pytest
 from seg_helpers import make_tiny_config
 
 from latency.builder import collect_ops
-from latency.candidates import load_candidates
+from ppnas.candidates import load_candidates
 from ppnas.config import CONFIG_DIR_KEY
 from ppnas.constraint import Constraint
 from ppnas.tasks.segmentation_config import load_seg_config

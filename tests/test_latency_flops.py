@@ -11,8 +11,8 @@ import pytest
 from seg_helpers import make_tiny_config
 
 import latency.opkeys
-from latency.candidates import load_candidates
 from latency.flops import count_flops
+from ppnas.candidates import load_candidates
 from ppnas.config import load_config
 from ppnas.constraint import Constraint
 from ppnas.spaces import build_space

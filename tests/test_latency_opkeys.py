@@ -7,9 +7,9 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from latency.candidates import load_candidates
 from latency.opkeys import trace_ops
 from latency.table import LatencyTable
+from ppnas.candidates import load_candidates
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEMO_CONFIG = ROOT / "configs" / "demo" / "blazeface_demo.yml"

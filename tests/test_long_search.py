@@ -15,10 +15,10 @@ import paddle
 import pytest
 
 from ppnas.constraint import Constraint
+from ppnas.engine.loop import SearchSettings, run_search
 from ppnas.errors import ConstraintError
 from ppnas.history import History
-from ppnas.sanas.controller import LocalController
-from ppnas.sanas.search import SearchSettings, run_search
+from ppnas.samplers.annealing import LocalController
 
 RANGE = [7, 9, 12, 12, 6, 6, 6, 6, 2]  # BlazeFaceNasSpace with kernel_choices [3, 5]
 INIT = [2, 1, 3, 8, 2, 1, 2, 1, 1]

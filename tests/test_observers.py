@@ -7,9 +7,9 @@ import os
 import pytest
 from visualdl import LogReader
 
+from ppnas.engine.protocols import SearchResult
 from ppnas.history import CandidateRecord
 from ppnas.observers import PLAIN_ITER_LINES, ProgressObserver, VisualDLObserver, make_observers
-from ppnas.sanas.search import SearchResult
 
 ITERS = 20
 REWARDS = [0.41, 0.63, 0.52]

@@ -13,7 +13,8 @@ from oneshot_helpers import run_bignas, trained_config, with_supernet
 
 from ppnas.errors import SearchFinished
 from ppnas.history import CandidateRecord, History
-from ppnas.oneshot.search import SupernetEvaluator, TraverseController, traverse_tokens
+from ppnas.oneshot.search import SupernetEvaluator
+from ppnas.samplers.traverse import TraverseController, traverse_tokens
 
 RECORD_FIELDS = set(CandidateRecord.__dataclass_fields__)
 

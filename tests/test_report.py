@@ -11,23 +11,14 @@ import cv2
 import pytest
 
 from ppnas.cli import EXIT_USER_ERROR, run_main
+from ppnas.engine.meta import META_FILE
 from ppnas.errors import ConfigError, PpnasError
 from ppnas.history import CandidateRecord, History
-from ppnas.report import (
-    CURVE_PNG,
-    FIGURE_DPI,
-    FIGURE_INCHES,
-    META_FILE,
-    PARETO_PNG,
-    REPORT_MD,
-    Window,
-    best_so_far,
-    choose_axis,
-    pareto_front,
-    rewarded,
-    top_candidates,
-    write_report,
-)
+from ppnas.report.build import write_report
+from ppnas.report.figures.style import FIGURE_DPI, FIGURE_INCHES
+from ppnas.report.markdown import CURVE_PNG, PARETO_PNG
+from ppnas.report.search import REPORT_MD
+from ppnas.report.selection import Window, best_so_far, choose_axis, pareto_front, rewarded, top_candidates
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_SHAPE = (round(FIGURE_INCHES[1] * FIGURE_DPI), round(FIGURE_INCHES[0] * FIGURE_DPI), 3)  # rows, cols, BGR
@@ -322,7 +313,8 @@ def test_unbounded_window_is_worded_without_infinities(tmp_path, capsys):
 
 
 def test_pareto_legend_gives_the_window_in_the_axis_unit_and_steps_are_whole():
-    from ppnas.report import pareto_figure, search_curve_figure
+    from ppnas.report.figures.curve import search_curve_figure
+    from ppnas.report.figures.pareto import pareto_figure
 
     records = [trained(i, 0.1 * i, flops=(8 + i) * 1e6) for i in range(1, 4)]
     window = Window.from_meta({"ctype": "flops", "min_constraint": 8e6, "max_constraint": 1.35e7})

@@ -11,7 +11,7 @@ from conftest import ROOT, write_det_config
 from ppnas.cli import run_main
 from ppnas.errors import ControllerError
 from ppnas.history import History
-from ppnas.sanas.controller import LocalController
+from ppnas.samplers.annealing import LocalController
 
 MAY_CHANGE = (
     "Only search_steps and training settings (max_iters, datasets, readers, optimizer, learning rate, seed, "

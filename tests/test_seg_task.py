@@ -7,10 +7,11 @@ import pytest
 from conftest import ROOT
 from seg_helpers import make_tiny_config
 
+from ppnas.engine.loop import SearchSettings, run_search
+from ppnas.engine.seeding import seed_everything
 from ppnas.errors import ConstraintError, DataError
 from ppnas.history import History
-from ppnas.sanas.controller import LocalController
-from ppnas.sanas.search import SearchSettings, run_search, seed_everything
+from ppnas.samplers.annealing import LocalController
 from ppnas.tasks.segmentation import DeepLabTask
 from ppnas.tasks.segmentation_config import load_seg_config
 

@@ -8,9 +8,8 @@ the best), evaluate_subnet and finetune_subnet (one subnet: -o subnet_tokens=2,1
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import argparse
 import json
-import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import paddle
 
@@ -20,20 +19,12 @@ from ppnas.config import add_override_option
 from ppnas.constraint import Constraint
 from ppnas.device import select_device
 from ppnas.errors import ConfigError
-from ppnas.history import History
 from ppnas.observers import add_progress_options
-from ppnas.oneshot.export import finetune_config
-from ppnas.oneshot.search import (
-    SupernetEvaluator,
-    SupernetTask,
-    check_subnet_tokens,
-    sample_flops,
-    sampling_controller,
-)
-from ppnas.oneshot.train import load_bignas_config, train_supernet
-from ppnas.sanas.runner import run_task, search_options
-from ppnas.sanas.search import seed_everything
-from ppnas.tasks.detection import BlazeFaceTask
+from ppnas.oneshot.sample_flops import sample_flops
+from ppnas.oneshot.search import run_supernet_search
+from ppnas.oneshot.settings import load_bignas_config
+from ppnas.oneshot.subnet import evaluate_subnet
+from ppnas.oneshot.train import train_supernet
 
 PHASES = ("train_supnet", "sample_flops", "search", "evaluate_subnet", "finetune_subnet")
 
@@ -59,46 +50,6 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _subnet_report(evaluator: SupernetEvaluator, constraint: Constraint, tokens: List[int]) -> Dict[str, Any]:
-    task = evaluator.task
-    measurement = constraint.measure(task.measurable(task.build(tokens)), task.input_shape)
-    return {
-        "tokens": tokens,
-        "structure": task.decode(tokens),
-        "flops": measurement.flops,
-        "params": measurement.params,
-        "latency_ms": measurement.latency_ms,
-        "inside_window": constraint.admits(measurement),
-    }
-
-
-def evaluate_subnet(cfg: Dict[str, Any], constraint: Constraint, finetune: bool) -> Dict[str, Any]:
-    """AP@0.5 of one subnet with inherited weights (and after finetuning), exported under save_dir."""
-    evaluator = SupernetEvaluator.from_checkpoint(cfg, "finetune_subnet" if finetune else "evaluate_subnet")
-    tokens = check_subnet_tokens(cfg["subnet_tokens"], evaluator.task.space)
-    task = evaluator.task
-    model = evaluator.inherit(task.build(tokens), task.decode(tokens))
-    result = {**_subnet_report(evaluator, constraint, tokens), "inherited_ap": task.evaluate(model)}
-    name = "subnet_" + "_".join(map(str, tokens))
-    if finetune:
-        tuning = BlazeFaceTask(finetune_config(cfg))
-        seed_everything(int(cfg["seed"]))
-        result["finetuned_ap"] = tuning.train_and_evaluate(model)
-        result["finetune_iters"] = tuning.max_iters
-        name += "_finetuned"
-    result["exported"] = task.export(tokens, model, os.path.join(cfg["save_dir"], name))
-    return result
-
-
-def search(cfg: Dict[str, Any], constraint: Constraint, args: argparse.Namespace) -> None:
-    task = SupernetTask(SupernetEvaluator.from_checkpoint(cfg, "search"))
-    options = search_options(
-        cfg, args.config, task.kind, args, search_steps=int(cfg["subnet_count"]), resume_dir=args.resume
-    )
-    controller = sampling_controller(cfg, task.space.range_table(), History.in_dir(cfg["save_dir"]))
-    run_task(task, options, constraint, controller=controller)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     overrides = list(args.opt) + ([f"save_dir={args.resume}"] if args.resume else [])
@@ -115,7 +66,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         summary = sample_flops(cfg, constraint, quiet=args.quiet)
         print(json.dumps(summary, indent=2))
     elif args.phase == "search":
-        search(cfg, constraint, args)
+        run_supernet_search(cfg, constraint, args.config, args, resume_dir=args.resume)
     elif parallel.is_main():
         result = evaluate_subnet(cfg, constraint, finetune=args.phase == "finetune_subnet")
         json.dump(result, sys.stdout, indent=2)

@@ -16,8 +16,9 @@ from typing import List, Optional
 import paddle
 from tqdm import tqdm
 
-from latency.builder import EngineSettings, build_table, collect_ops
-from latency.candidates import load_candidates
+from latency.builder import build_table, collect_ops
+from latency.engine import EngineSettings
+from ppnas.candidates import load_candidates
 from ppnas.cli import run_main
 from ppnas.config import add_override_option
 from ppnas.device import select_device

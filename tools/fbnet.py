@@ -13,27 +13,33 @@ import argparse
 import json
 import os
 import shutil
+from dataclasses import asdict
 from typing import Any, Dict, List, Optional
 
 import paddle
 
-from latency.builder import EngineSettings, measure_models_us
+from latency.builder import measure_models_us
+from latency.engine import EngineSettings
 from ppnas import parallel
 from ppnas.cli import run_main
 from ppnas.config import add_override_option, load_config, merge, parse_overrides
 from ppnas.device import select_device
+from ppnas.engine.meta import write_run_meta
 from ppnas.errors import ConfigError
 from ppnas.fbnet.derive import STRUCTURE_FILE, export_subnet, load_subnet
 from ppnas.fbnet.lut import ensure_lut
 from ppnas.fbnet.search import SUBNET_WEIGHTS, run_search
 from ppnas.fbnet.settings import FBNetConfig, fbnet_config
 from ppnas.fbnet.train import retrain
-from ppnas.observers import VDL_DIR, add_progress_options
+from ppnas.history import ExportRecord, History
+from ppnas.interrupts import resume_hint
+from ppnas.observers import add_progress_options, scalar_log_dir
 from ppnas.tasks.landmarks import load_landmark_data
 
 PHASES = ("build_lut", "search", "retrain", "export")
 FINAL_WEIGHTS = "subnet_final.pdparams"
 INFERENCE_DIR = "inference"
+EXPORT_HINT = "python tools/fbnet.py -c {config} --phase export"
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -71,7 +77,10 @@ def phase_build_lut(cfg: FBNetConfig) -> Dict[str, Any]:
 def phase_search(cfg: FBNetConfig, args: argparse.Namespace) -> Dict[str, Any]:
     data = load_landmark_data(cfg.raw, cfg.seed)
     lut, _ = ensure_lut(cfg.lut_path, cfg.spec, cfg.table_file, cfg.missing_keys, rebuild=False)
-    vdl_dir = (args.vdl_log_dir or os.path.join(cfg.save_dir, VDL_DIR)) if args.use_vdl else None
+    vdl_dir = scalar_log_dir(cfg.save_dir, args.vdl_log_dir) if args.use_vdl else None
+    if parallel.is_main():
+        os.makedirs(cfg.save_dir, exist_ok=True)
+        write_run_meta(cfg.save_dir, "landmarks", "fbnet", args.config, EXPORT_HINT)
     outcome = run_search(cfg, lut, data, resume=bool(args.resume), quiet=args.quiet, vdl_dir=vdl_dir)
     last = outcome.records[-1] if outcome.records else {}
     return {
@@ -113,13 +122,9 @@ def phase_export(cfg: FBNetConfig) -> Dict[str, Any]:
     shutil.copy(structure, os.path.join(out_dir, STRUCTURE_FILE))
     size = cfg.spec.input_size
     measured_us = measure_models_us([out_dir], [1, 3, size, size], EngineSettings(threads=1, repeats=25))[0]
-    return {
-        "inference_model": out_dir,
-        "max_abs_diff": diff,
-        "latency_ms_measured": measured_us / 1e3,
-        "threads": 1,
-        "structure": os.path.join(out_dir, STRUCTURE_FILE),
-    }
+    record = ExportRecord(inference_model=out_dir, max_abs_diff=diff, latency_ms_measured=measured_us / 1e3, threads=1)
+    History.in_dir(cfg.save_dir).append_dict(asdict(record))
+    return {**asdict(record), "structure": os.path.join(out_dir, STRUCTURE_FILE)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -128,10 +133,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     select_device(cfg.use_gpu)
     if args.phase == "build_lut":
         summary = phase_build_lut(cfg)
-    elif args.phase == "search":
-        summary = phase_search(cfg, args)
-    elif args.phase == "retrain":
-        summary = phase_retrain(cfg, args)
+    elif args.phase in ("search", "retrain"):
+        with resume_hint(cfg.save_dir):
+            summary = phase_search(cfg, args) if args.phase == "search" else phase_retrain(cfg, args)
     else:
         summary = phase_export(cfg)
     print(json.dumps({"phase": args.phase, **summary}))

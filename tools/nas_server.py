@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from ppnas.cli import run_main
-from ppnas.config import add_override_option, load_config, merge, parse_overrides
+from ppnas.config import add_override_option, config_kind, load_config, merge, override_pairs, parse_overrides
 from ppnas.constraint import Constraint
-from ppnas.distributed.connect import build_service, server_settings, space_decoder
-from ppnas.distributed.leases import ServiceSettings
-from ppnas.distributed.server import ControllerServer
+from ppnas.controller_server.serve import build_service, server_settings, space_decoder
+from ppnas.controller_server.service import ServiceSettings
+from ppnas.controller_server.tcp import ControllerServer
+from ppnas.engine.options import SEARCH_DEFAULTS, SearchOptions
+from ppnas.engine.runner import open_history
 from ppnas.errors import ConfigError
-from ppnas.history import History
-from ppnas.sanas.runner import SearchOptions, check_same_search, search_definition, write_meta
 from ppnas.spaces import build_space
 
 SEG_SAVE_DIR = "output/deeplabv3p_nas"
@@ -65,9 +65,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 
 def _detection_search(cfg: Dict[str, Any], args: argparse.Namespace) -> ServedSearch:
-    from ppnas.tasks.detection import SEARCH_KEYS, BlazeFaceTask
+    from ppnas.tasks.detection import TASK_KEYS, BlazeFaceTask
 
-    cfg = {**SEARCH_KEYS, **cfg}
+    cfg = {**SEARCH_DEFAULTS, **TASK_KEYS, **cfg}
     options = SearchOptions(
         space_name=cfg["search_space"],
         search_steps=int(cfg["search_steps"]),
@@ -92,12 +92,7 @@ def _segmentation_search(args: argparse.Namespace) -> ServedSearch:
     from ppnas.tasks.segmentation import DeepLabTask, crop_input_shape
     from ppnas.tasks.segmentation_config import load_seg_config
 
-    pairs: List[str] = []
-    for item in args.opt:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' has no '=': write -o SLIM.NAS_PORT=0")
-        pairs += item.split("=", 1)
-    seg = load_seg_config(args.config, pairs)
+    seg = load_seg_config(args.config, override_pairs(args.opt))
     slim = seg.slim
     options = SearchOptions(
         space_name=slim["NAS_SPACE_NAME"],
@@ -116,7 +111,7 @@ def _segmentation_search(args: argparse.Namespace) -> ServedSearch:
 def served_search(args: argparse.Namespace) -> ServedSearch:
     """The search either kind of config describes, with the command line's port, save_dir and resume."""
     raw = load_config(args.config)
-    if "SLIM" in raw or "_base_" in raw:  # PaddleSeg-style: the segmentation search
+    if config_kind(raw) == "segmentation":
         search = _segmentation_search(args)
     else:
         search = _detection_search(merge(raw, parse_overrides(args.opt)), args)
@@ -137,17 +132,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     search = served_search(args)
     options = search.options
     space = build_space(options.space_name, **search.space_kwargs)
-    os.makedirs(options.save_dir, exist_ok=True)
-    history = History.in_dir(options.save_dir)
-    if not options.resume_dir and history.read():
-        raise ConfigError(
-            f"save_dir {options.save_dir} already holds a search: resume it with -r {options.save_dir}, "
-            f"or set another save_dir"
-        )
-    definition = search_definition(options, search.constraint, space, search.input_shape)
-    if options.resume_dir:
-        check_same_search(options.save_dir, definition)
-    write_meta(options, search.constraint, search.task_module, search.input_shape, definition, weights=False)
+    history = open_history(
+        options, search.constraint, space, search.task_module, search.input_shape, weights=False
+    )
     init_tokens = options.init_tokens or space.init_tokens()
     settings = ServiceSettings(options.search_steps, beat_timeout=args.beat_timeout, lease_seconds=args.lease_seconds)
     service = build_service(options, space.range_table(), init_tokens, history, settings, space_decoder(space))

@@ -9,7 +9,7 @@ import argparse
 from typing import List, Optional
 
 from ppnas.cli import run_main
-from ppnas.report import write_report
+from ppnas.report.build import write_report
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:

@@ -2,8 +2,6 @@
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import argparse
-import os
-import socket
 from typing import List, Optional
 
 import paddle
@@ -12,8 +10,9 @@ from ppnas.cli import run_main
 from ppnas.config import add_override_option, load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
 from ppnas.device import select_device
+from ppnas.engine.options import search_options
 from ppnas.observers import add_progress_options
-from ppnas.sanas.runner import run_task, search_options
+from ppnas.sanas.search import run_sanas
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
 
@@ -32,21 +31,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     select_device(bool(cfg["use_gpu"]))
     constraint = Constraint.from_config(cfg.get("Constraint"), cfg)
     task = BlazeFaceTask(cfg)
-    options = search_options(
-        cfg,
-        args.config,
-        task.kind,
-        args,
-        is_server=bool(cfg["is_server"]),
-        server_ip=cfg["server_ip"] or "",
-        server_port=int(cfg["server_port"]),
-        server_key=cfg["server_key"],
-        client_retry_seconds=float(cfg["client_retry_seconds"]),
-        resume_dir=args.resume_checkpoint,
-        client_name="local" if cfg["is_server"] else f"{socket.gethostname()}-{os.getpid()}",
-    )
+    options = search_options(cfg, args.config, task.kind, args, resume_dir=args.resume_checkpoint)
     paddle.disable_static()
-    run_task(task, options, constraint)
+    run_sanas(task, options, constraint)
     return 0
 
 

@@ -15,8 +15,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from latency.engine import MODEL_PREFIX
 from ppnas.errors import ExportError
-from ppnas.export.inference import MODEL_PREFIX
 from ppnas.export.model import feeds_by_name
 
 ONNX_FILE = f"{MODEL_PREFIX}.onnx"

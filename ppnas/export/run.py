@@ -14,10 +14,11 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from latency.engine import MODEL_PREFIX, save_inference_model
 from ppnas.errors import ExportError
 from ppnas.export import adapter
 from ppnas.export import onnx as onnx_export
-from ppnas.export.inference import MODEL_PREFIX, run_inference, save_inference_model
+from ppnas.export.inference import run_inference
 from ppnas.export.model import Exportable, ExportRequest
 
 RTOL = 1e-3

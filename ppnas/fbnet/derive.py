@@ -1,8 +1,9 @@
 """From a searched supernet to a plain subnet: choices, weights, structure YAML, inference model.
 
 - `derive_choices`: the most probable candidate of each layer (argmax of alpha). With a hard bound
-  (`max_latency`) an argmax subnet above it is repaired greedily: the swap that gives up the least
-  log-probability per unit of price saved is made until the subnet fits (the cheapest subnet must fit).
+  (`Search.max_latency`, enforced by the shared Constraint) an argmax subnet above it is repaired greedily:
+  the swap that gives up the least log-probability per unit of price saved is made until the subnet fits
+  (the cheapest subnet must fit).
 - `subnet_from_supernet`: a `LandmarkModel` whose chosen blocks carry the supernet's weights of those
   candidates and whose other layers carry the supernet's shared weights.
 - `write_structure` / `load_subnet`: the subnet as YAML (the Supernet block it came from plus one block
@@ -19,7 +20,8 @@ import numpy as np
 import paddle
 import yaml
 
-from ppnas.errors import ConfigError, ConstraintError
+from ppnas.constraint import Constraint
+from ppnas.errors import ConfigError
 from ppnas.export import adapter
 from ppnas.export.inference import run_inference
 from ppnas.export.model import ExportRequest
@@ -31,18 +33,14 @@ STRUCTURE_FILE = "subnet.yml"
 EXPORT_TOLERANCE = 1e-5
 
 
-def derive_choices(
-    probabilities: Sequence[Sequence[float]], lut: LookupTable, max_latency: Optional[float] = None
-) -> List[int]:
-    """Per-layer candidate indexes (see the module docstring)."""
+def derive_choices(probabilities: Sequence[Sequence[float]], lut: LookupTable, constraint: Constraint) -> List[int]:
+    """Per-layer candidate indexes (see the module docstring): the argmax, repaired to meet the constraint."""
     choices = [int(np.argmax(p)) for p in probabilities]
-    if max_latency is None or lut.total(choices) <= max_latency:
+    if constraint.admits_value(lut.total(choices)):
         return choices
-    cheapest = lut.bounds()[0]
-    if cheapest > max_latency:
-        raise ConstraintError(no_fit_message(max_latency, cheapest, lut.unit))
+    check_bound(lut, constraint)
     logp = [np.log(np.maximum(np.asarray(p, dtype=np.float64), 1e-12)) for p in probabilities]
-    while lut.total(choices) > max_latency:
+    while not constraint.admits_value(lut.total(choices)):
         best: Optional[Tuple[float, int, int]] = None
         for layer, prices in enumerate(lut.per_layer):
             for c, price in enumerate(prices):
@@ -57,17 +55,9 @@ def derive_choices(
     return choices
 
 
-def no_fit_message(bound: float, cheapest: float, unit: str) -> str:
-    return (
-        f"no architecture meets Search.max_latency {bound:g} {unit}: the cheapest subnet of this supernet costs "
-        f"{cheapest:g} {unit} (raise the bound, or add cheaper candidates)"
-    )
-
-
-def check_bound(lut: LookupTable, max_latency: Optional[float]) -> None:
-    """Refuse, before any training, a hard bound that no architecture of the LUT meets."""
-    if max_latency is not None and lut.bounds()[0] > max_latency:
-        raise ConstraintError(no_fit_message(max_latency, lut.bounds()[0], lut.unit))
+def check_bound(lut: LookupTable, constraint: Constraint) -> None:
+    """Refuse, before any training, a bound (Search.max_latency) that no architecture of the LUT meets."""
+    constraint.check_reachable(*lut.bounds(), what="architecture", key="Search.max_latency")
 
 
 def chosen_names(spec: SupernetSpec, choices: Sequence[int]) -> List[str]:

@@ -12,7 +12,6 @@ hash and the missing-key policy. It is reused while they match; a search refuses
 config, and `--phase build_lut` rebuilds it.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -25,10 +24,10 @@ from latency.table import LatencyTable
 from ppnas.errors import ConfigError
 from ppnas.fbnet.blocks import build_block
 from ppnas.fbnet.supernet import LandmarkForward, LandmarkModel, LatencyVectors, SupernetSpec
+from ppnas.storage import atomic_write_json, content_hash
 
 _logger = logging.getLogger(__name__)
 
-LUT_FILE = "lut.json"
 FLOPS_UNIT = "FLOPs"
 US_PER_MS = 1e3
 LOSS_FLOPS_SCALE = 1e-3  # FLOPs -> kFLOPs: the latency loss needs values well above 1, like us
@@ -74,12 +73,7 @@ class LookupTable:
         return "kFLOPs" if self.ms_per_unit is None else "us"
 
     def save(self, path: str) -> str:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(asdict(self), f, indent=1)
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(path, asdict(self), indent=1)
 
     @classmethod
     def load(cls, path: str) -> "LookupTable":
@@ -90,18 +84,13 @@ class LookupTable:
             raise ConfigError(f"{path} is not a LUT file ({err}): delete it or run --phase build_lut") from None
 
 
-def _file_hash(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()[:16]
-
-
 def lut_inputs(spec: SupernetSpec, table_file: Optional[str], missing_keys: str) -> Dict[str, Any]:
     """What a LUT depends on: the supernet's structure and the table's content (not its path)."""
     table = None
     if table_file:
         if not os.path.isfile(table_file):
             raise ConfigError(f"latency table not found: {table_file}")
-        table = _file_hash(table_file)
+        table = content_hash(table_file)
     return {"supernet": spec.fingerprint(), "table_sha": table, "missing_keys": missing_keys if table else None}
 
 

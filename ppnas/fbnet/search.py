@@ -6,8 +6,8 @@
           architecture pass on the HELD-OUT part of the train list (plain L2 loss combined with the
           expected latency, see `latency_loss`; AdamW on alpha only); then T *= anneal_rate
       test NME (softmax(alpha / T) mixing, no noise), expected latency, choice probabilities, the
-      derived subnet (argmax, repaired to meet max_latency) and its LUT price
-      checkpoint (one file, atomic) -> history line -> VisualDL
+      derived subnet (argmax, repaired to meet the Constraint of Search.max_latency) and its LUT price
+      checkpoint (one file, atomic) -> history line (kind "epoch") -> VisualDL
   derive: subnet.yml + subnet_init.pdparams (the supernet's weights of the chosen blocks), a "derived"
   history line, choice_probabilities.png
 
@@ -19,8 +19,8 @@ and redoes an interrupted one from its start.
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional
 
 import paddle
 
@@ -37,17 +37,11 @@ from ppnas.fbnet.derive import (
 from ppnas.fbnet.lut import LookupTable
 from ppnas.fbnet.settings import FBNetConfig
 from ppnas.fbnet.supernet import FBNetSupernet
-from ppnas.fbnet.train import (
-    CHECKPOINT_SUFFIX,
-    ensure_recorded,
-    load_checkpoint,
-    refuse_existing,
-    save_checkpoint,
-    train_pass,
-)
-from ppnas.history import History
-from ppnas.observers import EpochScalars
-from ppnas.report import plot_choice_probabilities
+from ppnas.fbnet.train import CHECKPOINT_SUFFIX, load_checkpoint, record_once, save_checkpoint, train_pass
+from ppnas.history import DerivedRecord, EpochRecord, History
+from ppnas.observers import ScalarLog
+from ppnas.report.figures.probabilities import plot_choice_probabilities
+from ppnas.storage import refuse_existing
 from ppnas.tasks.landmarks import LandmarkData, evaluate_nme, pfld_loss
 
 SUBNET_WEIGHTS = "subnet_init.pdparams"
@@ -56,6 +50,8 @@ CHECKPOINT = "search" + CHECKPOINT_SUFFIX
 # below these the loss term is held (no gradient): log(lat) < 0 would make log(lat)^beta NaN, and
 # lat^beta has an infinite slope at 0. Latency units (us, kFLOPs) keep real subnets far above them.
 MUL_FLOOR, ADD_FLOOR = math.e, 1.0
+
+BatchLoss = Callable[[paddle.Tensor, paddle.Tensor, paddle.Tensor], paddle.Tensor]
 
 
 def latency_loss(
@@ -68,32 +64,24 @@ def latency_loss(
 
 
 @dataclass
-class EpochRecord:
-    epoch: int  # 1-based
-    phase: str  # warmup | search
-    temperature: float  # after this epoch's annealing
-    weight_loss: float
-    arch_loss: Optional[float]
-    nme: float  # test list
-    expected_latency: float  # softmax(alpha / T) mix, calibrated, in `latency_unit`
-    latency_unit: str  # us (a table) or kFLOPs
-    probabilities: List[List[float]]  # softmax(alpha) per layer, in the order of the candidates
-    choices: List[str]  # the derived subnet now
-    predicted: float  # its LUT price, in `lut_unit`
-    lut_unit: str
-    predicted_ms: Optional[float]
-    seconds: float
-    kind: str = "epoch"
-    time: float = field(default_factory=time.time)
-
-
-@dataclass
 class SearchOutcome:
     choices: List[str]
     structure_path: str
     weights_path: str
     records: List[Dict[str, Any]]
     png: Optional[str]
+
+
+@dataclass
+class SearchState:
+    """What the loop carries from epoch to epoch: the supernet, its two optimizers, the temperature."""
+
+    model: FBNetSupernet
+    wrapped: paddle.nn.Layer  # the model, under paddle.distributed.launch in paddle.DataParallel
+    weight_opt: paddle.optimizer.Optimizer
+    arch_opt: paddle.optimizer.Optimizer
+    temperature: float
+    start: int = 0  # epochs already done
 
 
 def run_search(
@@ -105,109 +93,157 @@ def run_search(
     vdl_dir: Optional[str] = None,
 ) -> SearchOutcome:
     """Search (or resume) in cfg.save_dir; see the module docstring."""
-    # fresh parameter and optimizer-accumulator names in every run: a checkpoint's optimizer state loads by name
-    with paddle.utils.unique_name.guard():
-        return _search(cfg, lut, data, resume, quiet, vdl_dir)
-
-
-def _search(
-    cfg: FBNetConfig, lut: LookupTable, data: LandmarkData, resume: bool, quiet: bool, vdl_dir: Optional[str]
-) -> SearchOutcome:
-    s = cfg.search
-    bound = s["max_latency"]
-    check_bound(lut, bound)
+    check_bound(lut, cfg.constraint)
     ckpt_path = os.path.join(cfg.save_dir, CHECKPOINT)
     if not resume:
-        refuse_existing(ckpt_path, cfg.save_dir, "search")
+        refuse_existing(cfg.save_dir, "a search", os.path.isfile(ckpt_path))
     history = History.in_dir(cfg.save_dir)
+    # fresh parameter and optimizer-accumulator names in every run: a checkpoint's optimizer state loads by name
+    with paddle.utils.unique_name.guard():
+        state = _start(cfg, lut, ckpt_path if resume else None, history)
+        losses = _losses(state, cfg)
+        scalars = ScalarLog(vdl_dir, "fbnet_search") if vdl_dir and parallel.is_main() else None
+        for epoch in range(state.start, int(cfg.search["epochs"])):
+            record = _epoch(cfg, lut, data, state, losses, epoch, quiet)
+            save_checkpoint(ckpt_path, _checkpoint(state, epoch + 1, record))
+            record_once(history, record)
+            if scalars is not None:
+                scalars.log(epoch + 1, _scalars(record, cfg))
+            _print_epoch(record, cfg, quiet)
+        if scalars is not None:
+            scalars.close()
+        return derive(cfg, lut, state.model, history)
+
+
+def _start(cfg: FBNetConfig, lut: LookupTable, checkpoint: Optional[str], history: History) -> SearchState:
+    """The supernet and optimizers, fresh (seeded) or restored from the checkpoint of a killed run."""
+    s = cfg.search
     paddle.seed(cfg.seed)
     model = FBNetSupernet(cfg.spec, lut.vectors())
-    wrapped = parallel.wrap(model)
-    weight_opt = paddle.optimizer.Adam(
-        learning_rate=float(s["lr"]), parameters=model.weight_parameters(), weight_decay=float(s["weight_decay"])
+    state = SearchState(
+        model=model,
+        wrapped=parallel.wrap(model),
+        weight_opt=paddle.optimizer.Adam(
+            learning_rate=float(s["lr"]), parameters=model.weight_parameters(), weight_decay=float(s["weight_decay"])
+        ),
+        arch_opt=paddle.optimizer.AdamW(
+            learning_rate=float(s["nas_lr"]),
+            parameters=model.arch_parameters(),
+            weight_decay=float(s["nas_weight_decay"]),
+        ),
+        temperature=float(s["init_temperature"]),
     )
-    arch_opt = paddle.optimizer.AdamW(
-        learning_rate=float(s["nas_lr"]), parameters=model.arch_parameters(), weight_decay=float(s["nas_weight_decay"])
-    )
-    start, temperature = 0, float(s["init_temperature"])
-    state = load_checkpoint(ckpt_path) if resume else None
-    if state is not None:
-        model.set_state_dict(state["model"])
-        weight_opt.set_state_dict(state["weight_opt"])
-        arch_opt.set_state_dict(state["arch_opt"])
-        start, temperature = int(state["epoch"]), float(state["temperature"])
-        ensure_recorded(history, state["record"])
-    scalars = EpochScalars(vdl_dir) if vdl_dir and parallel.is_main() else None
-    epochs, warmup = int(s["epochs"]), int(s["warmup_epochs"])
+    saved = load_checkpoint(checkpoint) if checkpoint else None
+    if saved is not None:
+        model.set_state_dict(saved["model"])
+        state.weight_opt.set_state_dict(saved["weight_opt"])
+        state.arch_opt.set_state_dict(saved["arch_opt"])
+        state.start, state.temperature = int(saved["epoch"]), float(saved["temperature"])
+        record_once(history, saved["record"])  # a kill between checkpoint and line: the line now
+    return state
 
-    def weight_loss(images: paddle.Tensor, landmarks_gt: paddle.Tensor, angles_gt: paddle.Tensor) -> paddle.Tensor:
-        landmarks, angles, _ = wrapped(images, temperature, True)
+
+def _losses(state: SearchState, cfg: FBNetConfig) -> Dict[str, BatchLoss]:
+    """The weight pass's loss (angle-weighted PFLD) and the architecture pass's (L2 with the latency term)."""
+    wrapped, s = state.wrapped, cfg.search
+
+    def weights(images: paddle.Tensor, landmarks_gt: paddle.Tensor, angles_gt: paddle.Tensor) -> paddle.Tensor:
+        landmarks, angles, _ = wrapped(images, state.temperature, True)
         return pfld_loss(landmarks, angles, landmarks_gt, angles_gt)[0]
 
-    def arch_loss(images: paddle.Tensor, landmarks_gt: paddle.Tensor, angles_gt: paddle.Tensor) -> paddle.Tensor:
-        landmarks, angles, latency = wrapped(images, temperature, True)
+    def architecture(images: paddle.Tensor, landmarks_gt: paddle.Tensor, angles_gt: paddle.Tensor) -> paddle.Tensor:
+        landmarks, angles, latency = wrapped(images, state.temperature, True)
         task = pfld_loss(landmarks, angles, landmarks_gt, angles_gt)[1]
         return latency_loss(task, latency, s["mode"], float(s["alpha"]), float(s["beta"]))
 
-    for epoch in range(start, epochs):
-        started = time.time()
-        paddle.seed(cfg.seed + epoch)
-        searching = epoch >= warmup
-        model.train()
-        train_batches = data.loader(data.train, True, epoch)
-        w_loss = train_pass(train_batches, weight_loss, weight_opt, model, f"epoch {epoch + 1} weights", quiet)
-        a_loss = None
-        if searching:
-            held_batches = data.loader(data.holdout, True, epoch)
-            a_loss = train_pass(held_batches, arch_loss, arch_opt, model, f"epoch {epoch + 1} architecture", quiet)
-            temperature *= float(s["anneal_rate"])
-        model.eval()
-        nme = evaluate_nme(lambda x, t=temperature: model(x, t, False)[0], data.loader(data.test, False))
-        probabilities = model.probabilities()
-        choices = derive_choices(probabilities, lut, bound)
-        with paddle.no_grad():
-            expected = float(model.expected_latency(model.mixing_weights(temperature, False)))
-        record = asdict(
-            EpochRecord(
-                epoch=epoch + 1,
-                phase="search" if searching else "warmup",
-                temperature=temperature,
-                weight_loss=w_loss,
-                arch_loss=a_loss,
-                nme=nme,
-                expected_latency=expected,
-                latency_unit=lut.loss_unit,
-                probabilities=probabilities,
-                choices=chosen_names(cfg.spec, choices),
-                predicted=lut.total(choices),
-                lut_unit=lut.unit,
-                predicted_ms=lut.latency_ms(choices),
-                seconds=time.time() - started,
-            )
+    return {"weights": weights, "architecture": architecture}
+
+
+def _epoch(
+    cfg: FBNetConfig,
+    lut: LookupTable,
+    data: LandmarkData,
+    state: SearchState,
+    losses: Dict[str, BatchLoss],
+    epoch: int,
+    quiet: bool,
+) -> Dict[str, Any]:
+    """One weight pass, one architecture pass after warm-up, then the epoch's record."""
+    started = time.time()
+    paddle.seed(cfg.seed + epoch)
+    searching = epoch >= int(cfg.search["warmup_epochs"])
+    model = state.model
+    model.train()
+    train = data.loader(data.train, True, epoch)
+    w_loss = train_pass(train, losses["weights"], state.weight_opt, model, f"epoch {epoch + 1} weights", quiet)
+    a_loss = None
+    if searching:
+        held = data.loader(data.holdout, True, epoch)
+        desc = f"epoch {epoch + 1} architecture"
+        a_loss = train_pass(held, losses["architecture"], state.arch_opt, model, desc, quiet)
+        state.temperature *= float(cfg.search["anneal_rate"])
+    return _epoch_record(cfg, lut, data, state, epoch, "search" if searching else "warmup", w_loss, a_loss, started)
+
+
+def _epoch_record(
+    cfg: FBNetConfig,
+    lut: LookupTable,
+    data: LandmarkData,
+    state: SearchState,
+    epoch: int,
+    phase: str,
+    weight_loss: float,
+    arch_loss: Optional[float],
+    started: float,
+) -> Dict[str, Any]:
+    """Test NME, expected latency, probabilities and the subnet the search would derive now."""
+    model, temperature = state.model, state.temperature
+    model.eval()
+    nme = evaluate_nme(lambda x, t=temperature: model(x, t, False)[0], data.loader(data.test, False))
+    probabilities = model.probabilities()
+    choices = derive_choices(probabilities, lut, cfg.constraint)
+    with paddle.no_grad():
+        expected = float(model.expected_latency(model.mixing_weights(temperature, False)))
+    return asdict(
+        EpochRecord(
+            epoch=epoch + 1,
+            phase=phase,
+            temperature=temperature,
+            weight_loss=weight_loss,
+            arch_loss=arch_loss,
+            nme=nme,
+            expected_latency=expected,
+            latency_unit=lut.loss_unit,
+            probabilities=probabilities,
+            choices=chosen_names(cfg.spec, choices),
+            predicted=lut.total(choices),
+            lut_unit=lut.unit,
+            predicted_ms=lut.latency_ms(choices),
+            seconds=time.time() - started,
         )
-        save_checkpoint(
-            ckpt_path,
-            {
-                "model": model.state_dict(),
-                "weight_opt": weight_opt.state_dict(),
-                "arch_opt": arch_opt.state_dict(),
-                "epoch": epoch + 1,
-                "temperature": temperature,
-                "record": record,
-            },
-        )
-        ensure_recorded(history, record)
-        if scalars is not None:
-            scalars.log(epoch + 1, _scalars(record, cfg))
-        if not quiet and parallel.is_main():
-            print(
-                f"epoch {epoch + 1}/{epochs} {record['phase']}: test NME {nme:.4f}, expected latency "
-                f"{expected:.4g} {lut.loss_unit}, T {temperature:.3f}, subnet {lut.total(choices):.4g} {lut.unit}",
-                flush=True,
-            )
-    if scalars is not None:
-        scalars.close()
-    return derive(cfg, lut, model, history)
+    )
+
+
+def _checkpoint(state: SearchState, epochs_done: int, record: Dict[str, Any]) -> Dict[str, Any]:
+    return {
+        "model": state.model.state_dict(),
+        "weight_opt": state.weight_opt.state_dict(),
+        "arch_opt": state.arch_opt.state_dict(),
+        "epoch": epochs_done,
+        "temperature": state.temperature,
+        "record": record,
+    }
+
+
+def _print_epoch(record: Dict[str, Any], cfg: FBNetConfig, quiet: bool) -> None:
+    if quiet or not parallel.is_main():
+        return
+    print(
+        f"epoch {record['epoch']}/{cfg.search['epochs']} {record['phase']}: test NME {record['nme']:.4f}, expected "
+        f"latency {record['expected_latency']:.4g} {record['latency_unit']}, T {record['temperature']:.3f}, "
+        f"subnet {record['predicted']:.4g} {record['lut_unit']}",
+        flush=True,
+    )
 
 
 def _scalars(record: Dict[str, Any], cfg: FBNetConfig) -> Dict[str, Optional[float]]:
@@ -225,35 +261,33 @@ def _scalars(record: Dict[str, Any], cfg: FBNetConfig) -> Dict[str, Optional[flo
     return out
 
 
+def probabilities_figure(cfg: FBNetConfig, records: List[Dict[str, Any]], path: str) -> str:
+    """choice_probabilities.png of the epoch records (also drawn by tools/report.py)."""
+    layer_names = [f"layer {s.index} ({s.stage})" for s in cfg.spec.layers]
+    candidates = [list(s.candidates) for s in cfg.spec.layers]
+    return plot_choice_probabilities(records, layer_names, candidates, path)
+
+
 def derive(cfg: FBNetConfig, lut: LookupTable, model: FBNetSupernet, history: History) -> SearchOutcome:
     """The subnet of the final probabilities: structure YAML, reused weights, history line, PNG."""
-    choices = derive_choices(model.probabilities(), lut, cfg.search["max_latency"])
+    choices = derive_choices(model.probabilities(), lut, cfg.constraint)
     names = chosen_names(cfg.spec, choices)
     structure_path = os.path.join(cfg.save_dir, STRUCTURE_FILE)
     weights_path = os.path.join(cfg.save_dir, SUBNET_WEIGHTS)
-    records = [r for r in history.read() if r.get("kind") == "epoch"]
+    records = history.of_kind("epoch")
     png = None
     if parallel.is_main():
         write_structure(structure_path, structure_dict(cfg.spec, names, lut))
         paddle.save(subnet_from_supernet(model, choices).state_dict(), weights_path)
-        last_epoch = records[-1]["epoch"] if records else 0
-        ensure_recorded(
-            history,
-            {
-                "kind": "derived",
-                "epoch": last_epoch,
-                "choices": names,
-                "predicted": lut.total(choices),
-                "lut_unit": lut.unit,
-                "predicted_ms": lut.latency_ms(choices),
-                "structure": STRUCTURE_FILE,
-                "time": time.time(),
-            },
+        derived = DerivedRecord(
+            epoch=records[-1]["epoch"] if records else 0,
+            choices=names,
+            predicted=lut.total(choices),
+            lut_unit=lut.unit,
+            predicted_ms=lut.latency_ms(choices),
+            structure=STRUCTURE_FILE,
         )
+        history.append_once(derived)
         if records:
-            layer_names = [f"layer {s.index} ({s.stage})" for s in cfg.spec.layers]
-            candidates = [list(s.candidates) for s in cfg.spec.layers]
-            png = plot_choice_probabilities(
-                records, layer_names, candidates, os.path.join(cfg.save_dir, PROBABILITIES_PNG)
-            )
+            png = probabilities_figure(cfg, records, os.path.join(cfg.save_dir, PROBABILITIES_PNG))
     return SearchOutcome(names, structure_path, weights_path, records, png)

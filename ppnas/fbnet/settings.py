@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
 from ppnas.config import check_keys, number_or_text, resolve_path
-from ppnas.constraint import MISSING_POLICIES
+from ppnas.constraint import MISSING_POLICIES, Constraint
 from ppnas.errors import ConfigError
 from ppnas.fbnet.supernet import SupernetSpec, supernet_spec
 from ppnas.tasks.landmarks import data_settings
@@ -48,6 +48,7 @@ class FBNetConfig:
     table_file: Optional[str]
     missing_keys: str
     lut_path: str
+    constraint: Constraint  # Search.max_latency on the derived subnet, in the LUT's unit (the table's, or FLOPs)
 
 
 def _block(cfg: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> Dict[str, Any]:
@@ -75,6 +76,13 @@ def fbnet_config(cfg: Mapping[str, Any]) -> FBNetConfig:
     if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound <= 0):
         raise ConfigError(f"Search.max_latency must be a positive number or null, got {bound!r}")
     save_dir = str(cfg.get("save_dir") or "output/pfld_fbnet")  # like the other searches: from the shell's folder
+    table_file = resolve_path(cfg, lut["table_file"])
+    constraint = Constraint(
+        ctype="latency" if table_file else "flops",
+        max_constraint=bound,
+        table_file=table_file,
+        missing_keys=lut["missing_keys"],
+    )
     return FBNetConfig(
         raw=dict(cfg),
         save_dir=save_dir,
@@ -83,7 +91,8 @@ def fbnet_config(cfg: Mapping[str, Any]) -> FBNetConfig:
         spec=supernet_spec(cfg.get("Supernet")),
         search=search,
         retrain=retrain,
-        table_file=resolve_path(cfg, lut["table_file"]),
+        table_file=table_file,
         missing_keys=lut["missing_keys"],
         lut_path=os.path.join(save_dir, lut["lut_file"]),
+        constraint=constraint,
     )

@@ -13,7 +13,6 @@ owns one architecture parameter vector per layer; the plain subnet (`LandmarkMod
 layer. Both share every other sublayer's name, so the chosen blocks' weights carry over by name.
 """
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -25,6 +24,7 @@ from paddle import nn
 from ppnas.config import check_keys
 from ppnas.errors import ConfigError
 from ppnas.fbnet.blocks import BlockSpec, InvertedResidual, SeparableConv, build_block, check_candidate, conv_bn
+from ppnas.storage import text_hash
 
 STAGE_KEYS = ("name", "layers", "channels", "stride", "candidates")
 SUPERNET_DEFAULTS: Dict[str, Any] = {
@@ -76,7 +76,7 @@ class SupernetSpec:
 
     def fingerprint(self) -> str:
         """What a LUT depends on in the supernet: a hash of its structure (not of the baseline)."""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        return text_hash(json.dumps(self.as_dict(), sort_keys=True))
 
     @property
     def stage_ends(self) -> List[int]:

@@ -1,25 +1,23 @@
-"""What the search and the retraining share: one pass of training over a loader, NME on the test list, and a
-checkpoint that is one file written atomically (a killed run resumes from the last completed epoch).
+"""What the search and the retraining share: one pass of training over a loader, and a checkpoint that is one
+file written atomically (a killed run resumes from the last completed epoch).
 
 `retrain` trains the derived subnet (weights reused from the supernet) on the whole train list, evaluates
 NME on the test list after each epoch, and resumes from its checkpoint.
 """
 
-import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from dataclasses import asdict
+from typing import Any, Callable, Dict, Optional
 
 import paddle
-from tqdm import tqdm
 
 from ppnas import parallel
 from ppnas.errors import ConfigError
-from ppnas.history import History
+from ppnas.history import History, RetrainRecord
+from ppnas.observers import progress
+from ppnas.storage import atomic_paddle_save, refuse_existing
 from ppnas.tasks.landmarks import LandmarkData, evaluate_nme, pfld_loss
-
-_logger = logging.getLogger(__name__)
 
 CHECKPOINT_SUFFIX = ".pdstate"
 
@@ -28,7 +26,7 @@ BatchLoss = Callable[[paddle.Tensor, paddle.Tensor, paddle.Tensor], paddle.Tenso
 
 
 def train_pass(
-    batches: Iterable[Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]],
+    batches: paddle.io.DataLoader,  # of (images, landmarks, angles)
     loss_fn: BatchLoss,
     optimizer: paddle.optimizer.Optimizer,
     model: paddle.nn.Layer,
@@ -38,8 +36,7 @@ def train_pass(
     """One pass: loss, backward, `optimizer.step()`, then every gradient of `model` cleared (an
     architecture step must not leave weight gradients for the next weight step); returns the mean loss."""
     total, count = 0.0, 0
-    bar = tqdm(batches, desc=desc, unit="batch", leave=False, disable=quiet or not parallel.is_main())
-    for images, landmarks, angles in bar:
+    for images, landmarks, angles in progress(batches, len(batches), desc, "batch", quiet or not parallel.is_main()):
         loss = loss_fn(images, landmarks, angles)
         if not paddle.isfinite(loss).item():
             raise FloatingPointError(f"{desc}: the loss is {loss.item()} (lower the learning rate)")
@@ -47,47 +44,23 @@ def train_pass(
         optimizer.step()
         model.clear_gradients()
         total, count = total + float(loss), count + 1
-        bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
     return total / max(count, 1)
 
 
 def save_checkpoint(path: str, state: Dict[str, Any]) -> None:
     """`state` (tensors, state dicts, plain values) into one file, replaced atomically; rank 0 only."""
-    if not parallel.is_main():
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    paddle.save(state, f"{path}.tmp")
-    os.replace(f"{path}.tmp", path)
+    if parallel.is_main():
+        atomic_paddle_save(state, path)
 
 
 def load_checkpoint(path: str) -> Optional[Dict[str, Any]]:
     return paddle.load(path) if os.path.isfile(path) else None
 
 
-def refuse_existing(path: str, save_dir: str, what: str) -> None:
-    if os.path.isfile(path):
-        raise ConfigError(f"{save_dir} already holds a {what}: resume it with -r {save_dir}, or set another save_dir")
-
-
-def ensure_recorded(history: History, record: Dict[str, Any]) -> None:
-    """Append `record` unless the history has it (same kind and epoch): a run killed between its checkpoint
-    and its history line gets the line on resume, and no line is ever written twice."""
-    for old in history.read():
-        if old.get("kind") == record["kind"] and old.get("epoch") == record["epoch"]:
-            return
+def record_once(history: History, record: Any) -> None:
+    """The epoch's line, unless the history has it (a run killed between checkpoint and line); rank 0 only."""
     if parallel.is_main():
-        history.append_dict(record)
-
-
-@dataclass
-class RetrainRecord:
-    epoch: int
-    loss: float
-    nme: float
-    seconds: float
-    kind: str = "retrain"
-    choices: List[str] = field(default_factory=list)
-    time: float = field(default_factory=time.time)
+        history.append_once(record)
 
 
 def retrain(
@@ -116,7 +89,7 @@ def _retrain(
 ) -> Dict[str, Any]:
     ckpt_path = os.path.join(save_dir, "retrain" + CHECKPOINT_SUFFIX)
     if not resume:
-        refuse_existing(ckpt_path, save_dir, "retrained subnet")
+        refuse_existing(save_dir, "a retrained subnet", os.path.isfile(ckpt_path))
     history = History.in_dir(save_dir)
     wrapped = parallel.wrap(model)
     optimizer = paddle.optimizer.Adam(
@@ -128,7 +101,7 @@ def _retrain(
         model.set_state_dict(state["model"])
         optimizer.set_state_dict(state["optimizer"])
         start, last = int(state["epoch"]), state["record"]
-        ensure_recorded(history, last)
+        record_once(history, last)
 
     def loss_fn(images: paddle.Tensor, landmarks_gt: paddle.Tensor, angles_gt: paddle.Tensor) -> paddle.Tensor:
         landmarks, angles = wrapped(images)
@@ -148,7 +121,7 @@ def _retrain(
             ckpt_path,
             {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1, "record": record},
         )
-        ensure_recorded(history, record)
+        record_once(history, record)
         last = record
         if not quiet and parallel.is_main():
             print(f"retrain epoch {epoch + 1}/{settings['epochs']}: loss {loss:.4f}, test NME {nme:.4f}", flush=True)

@@ -5,16 +5,13 @@ name (first c channels of every axis but the kernel's, whose centre is cropped),
 the space, the first conv of a 3x3 pair (`..._dw_1`) is the 5x5 conv (`..._dw`).
 """
 
-import copy
-import os
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Dict, Mapping, Sequence
 
 import numpy as np
 import paddle
 
 from ppnas.errors import ConfigError
-from ppnas.oneshot.supernet import BlazeFaceSupernet, Structure
-from ppnas.tasks.detection import FRAGMENT_FILE, WEIGHTS_FILE, build_blazeface, write_fragment
+from ppnas.oneshot.supernet import BlazeFaceSupernet
 
 
 def _source_key(key: str, supernet_keys: Mapping[str, Any]) -> str:
@@ -44,29 +41,4 @@ def subnet_state_dict(supernet: BlazeFaceSupernet, model: paddle.nn.Layer) -> Di
         if any(t > s for t, s in zip(target.shape, value.shape)) or len(target.shape) != len(value.shape):
             raise ConfigError(f"{key}: the subnet needs {list(target.shape)}, the supernet has {list(value.shape)}")
         out[key] = slice_to(value, target.shape)
-    return out
-
-
-def extract_subnet(supernet: BlazeFaceSupernet, structure: Structure, model_cfg: Mapping[str, Any]) -> paddle.nn.Layer:
-    """A plain ppdet BlazeFace at `structure` holding the supernet's sliced weights and BN statistics."""
-    model = build_blazeface(structure, model_cfg)
-    model.set_state_dict(subnet_state_dict(supernet, model))
-    return model
-
-
-def export_subnet(structure: Structure, model: paddle.nn.Layer, save_dir: str) -> List[str]:
-    """The detection search's fragment and the model's weights in `save_dir`."""
-    os.makedirs(save_dir, exist_ok=True)
-    fragment, weights = os.path.join(save_dir, FRAGMENT_FILE), os.path.join(save_dir, WEIGHTS_FILE)
-    write_fragment(structure, fragment)
-    paddle.save(model.state_dict(), weights)
-    return [fragment, weights]
-
-
-def finetune_config(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """The search config for training one subnet: finetune_iters iterations at finetune_lr_scale x the LR."""
-    out = copy.deepcopy(dict(cfg))
-    out["max_iters"] = int(cfg["finetune_iters"])
-    lr = out.setdefault("LearningRate", {})
-    lr["base_lr"] = float(lr.get("base_lr", 0.01)) * float(cfg["finetune_lr_scale"])
     return out

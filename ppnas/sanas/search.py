@@ -1,221 +1,27 @@
-"""The search loop, shared by the detection and the segmentation search.
+"""THE SANAS search: PaddleSlim's simulated annealing proposes token lists, each candidate is trained from scratch.
 
-The whole path of one candidate, in `_evaluate_candidate` and `run_search` below:
-  tokens = controller.next_tokens()              sampler (local SAController or a remote server)
-  structure = task.decode(tokens)                the space's decoding rule
-  model = task.build(tokens)                     a real PaddleDetection / PaddleSeg model
-  measurement = constraint.measure(...)          FLOPs, params, table latency: BEFORE training
-  outside the window -> record "rejected", draw again (does not use up a search step)
-  reward = task.train_and_evaluate(model, ...)   AP@0.5 or mIoU
-  history.append(record)                         storage
-  controller.recorded(record)                    annealing update, then checkpoint (resume replays the gap)
-
-A candidate whose training raises is recorded as "failed" with the reason; the controller gets no
-reward for it (a made-up reward would mislead the annealing) and the search goes on.
+One candidate, from tokens to reward (the engine's loop, ppnas/engine/loop.py, runs these steps for it):
+  tokens    the annealing controller (ppnas/samplers/annealing.py; or the controller server's, through
+            ppnas/samplers/remote.py) mutates one token of the current best-so-far tokens, never repeating a list
+  model     the task decodes them (search_space/) and builds a real PaddleDetection BlazeFace or PaddleSeg
+            DeepLabV3+ (ppnas/tasks/detection.py, segmentation.py)
+  measure   the shared Constraint (ppnas/constraint.py) measures FLOPs, params or table latency BEFORE training;
+            outside the window the candidate is recorded "rejected" and another is drawn (no step used)
+  reward    the task trains it for max_iters (SLIM.* epochs) with the framework's reader, loss and optimizer
+            and evaluates AP@0.5 (mIoU): `task.train_and_evaluate`
+  record    history.jsonl gets the candidate's line, then the controller learns the reward and checkpoints
+The best candidate's config fragment and weights are exported as it appears; report.md and the figures are
+written at the end (ppnas/report/).
 """
 
-import logging
-import math
-import random
-import time
-import traceback
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple
-
-import numpy as np
-import paddle
-
-from ppnas.constraint import Constraint, Measurement
-from ppnas.errors import ConstraintError, ControllerError, ParallelError, SearchFinished
-from ppnas.history import CandidateRecord, History, best_record, steps_done
-from ppnas.interrupts import held_back
-from ppnas.sanas.controller import Controller
-
-_logger = logging.getLogger(__name__)
-
-__all__ = ["SearchFinished", "SearchObserver", "SearchResult", "SearchSettings", "Task", "run_search"]
-
-IterCallback = Callable[[int, int, float], None]  # (iteration, total iterations, loss)
+from ppnas.constraint import Constraint
+from ppnas.engine.options import SearchOptions
+from ppnas.engine.protocols import SearchResult, Task
+from ppnas.engine.runner import run_task
 
 
-class Task(Protocol):
-    """The evaluation side of a search: one per product (BlazeFace detection, DeepLabV3+ segmentation)."""
-
-    space_name: str
-    space: Any  # the SearchSpaceBase: init_tokens(), range_table(), token2arch()
-    input_shape: List[int]
-
-    def decode(self, tokens: Sequence[int]) -> Dict[str, Any]: ...
-
-    def build(self, tokens: Sequence[int]) -> paddle.nn.Layer: ...
-
-    def measurable(self, model: paddle.nn.Layer) -> paddle.nn.Layer: ...
-
-    def train_and_evaluate(self, model: paddle.nn.Layer, on_iter: Optional[IterCallback]) -> float: ...
-
-    def export(self, tokens: Sequence[int], model: paddle.nn.Layer, save_dir: str) -> List[str]: ...
-
-    def summary(self, tokens: Sequence[int]) -> str: ...
-
-
-class SearchObserver:
-    """Hooks for progress bars, VisualDL and logs. Every method is optional."""
-
-    def on_start(self, total_steps: int, done_steps: int) -> None: ...
-
-    def on_iter(self, iteration: int, total: int, loss: float) -> None: ...
-
-    def on_candidate(self, record: CandidateRecord, info: Dict[str, Any]) -> None: ...
-
-    def on_end(self, result: "SearchResult") -> None: ...
-
-
-@dataclass
-class SearchSettings:
-    search_steps: int
-    save_dir: str
-    client: str = "local"
-    seed: Optional[int] = None
-    max_rejects: int = 500  # rejected draws in a row (across resumes) before the window is declared impossible
-    max_failures: int = 5  # consecutive failed candidates before the search stops
-
-
-@dataclass
-class SearchResult:
-    steps_done: int
-    best: Optional[Dict[str, Any]]
-    exported: List[str]
-
-
-def seed_everything(seed: int) -> None:
-    paddle.seed(seed)
-    np.random.seed(seed % (2**32))
-    random.seed(seed)
-
-
-class _Notifier:
-    """Fan an event out to every observer."""
-
-    def __init__(self, observers: Sequence[SearchObserver]) -> None:
-        self.observers = list(observers)
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        def call(*args: Any) -> None:
-            for observer in self.observers:
-                getattr(observer, name)(*args)
-
-        return call
-
-
-def _range_text(values: List[float]) -> str:
-    return f"[{min(values):g}, {max(values):g}]" if values else "none"
-
-
-def _rejected_in_a_row(records: List[Dict[str, Any]], client: str, constraint: Constraint) -> List[float]:
-    """The constrained values of `client`'s last records, as far back as they are all rejections."""
-    values: List[float] = []
-    for record in reversed(records):
-        if record.get("client") != client:
-            continue
-        if record.get("status") != "rejected":
-            break
-        if constraint.ctype == "latency":  # records keep milliseconds, the window is in the table's unit
-            values.append(record["latency_ms"] / constraint.table.ms_per_unit)
-        else:
-            values.append(float(record[constraint.ctype]))
-    return values[::-1]
-
-
-def run_search(
-    task: Task,
-    controller: Controller,
-    constraint: Constraint,
-    history: History,
-    settings: SearchSettings,
-    observers: Sequence[SearchObserver] = (),
-) -> SearchResult:
-    """Run (or resume) a search until `settings.search_steps` candidates have been rewarded."""
-    notify = _Notifier(observers)
-    records = history.read()
-    done = steps_done(records, settings.client)
-    best = best_record(records)
-    exported: List[str] = []
-    notify.on_start(settings.search_steps, done)
-    rejected_values = _rejected_in_a_row(records, settings.client, constraint)
-    failures = 0
-    while done < settings.search_steps:
-        if len(rejected_values) >= settings.max_rejects:
-            raise ConstraintError(
-                f"no candidate met the constraint {constraint.window_text()} in {len(rejected_values)} draws "
-                f"in a row; the values seen were in {_range_text(rejected_values)}: widen the window"
-            )
-        try:
-            tokens = controller.next_tokens()
-        except SearchFinished:
-            _logger.info("the server says the search is finished")
-            break
-        if settings.seed is not None:
-            seed_everything(settings.seed + len(records))
-        record, model, measured = _evaluate_candidate(task, constraint, tokens, done + 1, settings, notify)
-        if record.status == "trained":
-            done += 1
-            rejected_values, failures = [], 0
-        elif record.status == "rejected":
-            rejected_values.append(measured)
-        else:
-            failures += 1
-            rejected_values = []
-        with held_back():  # a Ctrl-C or SIGTERM waits until the line and its checkpoint are both written
-            history.append(record)
-            records.append(asdict(record))
-            controller.recorded(record)  # after the line: a kill between the two is replayed on resume
-        if record.status == "trained" and (best is None or record.reward > best["reward"]):
-            best = asdict(record)
-            exported = task.export(tokens, model, settings.save_dir)
-        notify.on_candidate(record, controller.info())
-        if failures >= settings.max_failures:
-            raise ControllerError(f"{failures} candidates in a row failed to train; the last reason: {record.reason}")
-    result = SearchResult(steps_done=done, best=best, exported=exported)
-    notify.on_end(result)
-    return result
-
-
-def _evaluate_candidate(
-    task: Task,
-    constraint: Constraint,
-    tokens: List[int],
-    step: int,
-    settings: SearchSettings,
-    notify: _Notifier,
-) -> Tuple[CandidateRecord, paddle.nn.Layer, float]:
-    """Tokens -> structure -> model -> constraint -> train -> reward; also the model and constrained value."""
-    start = time.time()
-    structure = task.decode(tokens)
-    model = task.build(tokens)
-    measurement: Measurement = constraint.measure(task.measurable(model), task.input_shape)
-    common = dict(
-        tokens=tokens,
-        structure=structure,
-        flops=measurement.flops,
-        params=measurement.params,
-        latency_ms=measurement.latency_ms,
-        client=settings.client,
-    )
-    measured = measurement.value(constraint.ctype)
-    if not constraint.admits(measurement):
-        reason = f"{constraint.ctype} {measured:g} outside {constraint.window_text()}"
-        return CandidateRecord(status="rejected", reason=reason, seconds=time.time() - start, **common), model, measured
-    train_start = time.time()
-    try:
-        reward = float(task.train_and_evaluate(model, notify.on_iter))
-        if not math.isfinite(reward):
-            raise FloatingPointError(f"reward is {reward}")
-    except ParallelError:
-        raise  # a lost rank ends the run, not the candidate: -r trains it again
-    except Exception as err:  # a broken candidate must not end the search
-        _logger.warning("candidate %s failed: %s\n%s", tokens, err, traceback.format_exc(limit=3))
-        reason = f"{type(err).__name__}: {err}"
-        timing = dict(seconds=time.time() - start, train_seconds=time.time() - train_start)
-        return CandidateRecord(status="failed", reason=reason, **timing, **common), model, measured
-    timing = dict(seconds=time.time() - start, train_seconds=time.time() - train_start)
-    return CandidateRecord(status="trained", step=step, reward=reward, **timing, **common), model, measured
+def run_sanas(task: Task, options: SearchOptions, constraint: Constraint) -> SearchResult:
+    """Run (or resume, with options.resume_dir) a SANAS search of `task`: the annealing sampler, candidates
+    trained by the task itself."""
+    options.sampler = "sanas"
+    return run_task(task, options, constraint)

@@ -30,15 +30,15 @@ from ppdet.optimizer import LearningRate, OptimizerBuilder
 from ppnas import parallel
 from ppnas.config import CONFIG_DIR_KEY, check_keys, resolve_path
 from ppnas.demo import demo_command
+from ppnas.engine.options import SEARCH_DEFAULTS
+from ppnas.engine.protocols import IterCallback
 from ppnas.errors import ConfigError, DataError
-from ppnas.sanas.search import IterCallback
 from ppnas.spaces import build_space
 
 _logger = logging.getLogger(__name__)
 
 FRAGMENT_FILE = "blazeface_nas.yml"
 WEIGHTS_FILE = "best_model.pdparams"
-BLAZENET_KEYS = ("blaze_filters", "double_blaze_filters", "use_5x5kernel", "act")  # all 2.x BlazeNet takes
 # The stock face config of PaddleDetection 2.0 to 2.7, configs/face_detection/blazeface_1000e.yml: its
 # _BASE_ list (relative to configs/face_detection/); a searched fragment goes last, so its blocks win.
 STOCK_FACE_BASES = (
@@ -61,24 +61,13 @@ EXPORT_HINT = (
     + f"{FRAGMENT_FILE} --weights {{save_dir}}/{WEIGHTS_FILE} --out {{save_dir}}/inference"
 )
 
-SEARCH_KEYS = {
+# The task's own keys; the search keys (search_steps, annealing, server) and their defaults are the engine's.
+TASK_KEYS = {
     "search_space": "BlazeFaceNasSpace",
     "kernel_choices": [3, 5],
-    "init_tokens": None,
-    "search_steps": 300,
-    "init_temperature": 10.24,
-    "reduce_rate": 0.85,
-    "is_server": True,
-    "server_ip": "",
-    "server_port": 8999,
-    "server_key": None,
-    "client_retry_seconds": 60.0,
     "save_dir": "output/blazeface_nas",
     "max_iters": 5000,
-    "seed": None,
     "input_size": 640,
-    "max_rejects": 500,
-    "max_failures": 5,
     "use_gpu": False,
     "log_iter": 20,
     "worker_num": 0,
@@ -286,7 +275,7 @@ def _dataset(block: Optional[Mapping[str, Any]], cfg: Mapping[str, Any], which: 
 
 
 class BlazeFaceTask:
-    """The detection search's evaluation side (see ppnas.sanas.search.Task)."""
+    """The detection search's evaluation side (see ppnas.engine.protocols.Task)."""
 
     kind = "detection"
 
@@ -449,7 +438,7 @@ def with_search_defaults(cfg: Mapping[str, Any], extra_keys: Optional[Mapping[st
     """Check keys and fill defaults; the result is what BlazeFaceTask and the runner read.
 
     `extra_keys` (name -> default) are the keys of a strategy built on this task (the one-shot search)."""
-    defaults = {**SEARCH_KEYS, **(extra_keys or {})}
+    defaults = {**SEARCH_DEFAULTS, **TASK_KEYS, **(extra_keys or {})}
     check_keys(cfg, list(defaults) + list(MODEL_KEYS) + list(PPDET_UNUSED_KEYS), where="detection config")
     out = {**{k: copy.deepcopy(v) for k, v in defaults.items()}, **cfg}
     if out.get("architecture", "BlazeFace") != "BlazeFace":

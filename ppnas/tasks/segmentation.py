@@ -24,8 +24,8 @@ from paddleseg.utils import worker_init_fn
 
 import search_space  # noqa: F401  # registers MobileNetV2SegBackbone in PaddleSeg's BACKBONES
 from ppnas import parallel
+from ppnas.engine.protocols import IterCallback
 from ppnas.errors import ConfigError, DataError, SearchSpaceError
-from ppnas.sanas.search import IterCallback
 from ppnas.spaces import build_space
 from ppnas.tasks import paddleseg_compat
 from ppnas.tasks.segmentation_config import SegConfig, check_datasets, iters_for, paddleseg_config

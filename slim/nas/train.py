@@ -5,22 +5,21 @@
         SLIM.NAS_IS_SERVER True SLIM.NAS_SPACE_NAME "MobileNetV2SpaceSeg"
 
 Trailing KEY VALUE pairs override the YAML (see ppnas/tasks/segmentation_config.py). The search loop, history,
-resume and outputs are the shared ones of ppnas.sanas.runner.
+resume and outputs are the shared ones of the engine (ppnas/engine/), as for the detection search.
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import argparse
-import os
-import socket
 from typing import List, Optional
 
 import paddle
 
 from ppnas.cli import run_main
 from ppnas.device import select_device
+from ppnas.engine.options import SearchOptions, client_name
 from ppnas.errors import ConfigError
 from ppnas.observers import add_progress_options
-from ppnas.sanas.runner import SearchOptions, run_task
+from ppnas.sanas.search import run_sanas
 from ppnas.tasks.segmentation import DeepLabTask
 from ppnas.tasks.segmentation_config import load_seg_config
 
@@ -87,12 +86,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         client_retry_seconds=float(slim["NAS_CLIENT_RETRY_SECONDS"]),
         seed=slim["NAS_SEED"],
         resume_dir=args.resume,
-        client_name="local" if slim["NAS_IS_SERVER"] else f"{socket.gethostname()}-{os.getpid()}",
+        client_name=client_name(slim["NAS_IS_SERVER"]),
         quiet=args.quiet,
         use_vdl=args.use_vdl,
         vdl_log_dir=args.vdl_log_dir,
     )
-    run_task(task, options, constraint)
+    run_sanas(task, options, constraint)
     return 0
 
 

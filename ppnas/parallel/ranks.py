@@ -15,10 +15,9 @@ import paddle
 
 from ppnas import parallel
 from ppnas.constraint import Constraint, Measurement
+from ppnas.engine.protocols import Controller, IterCallback, Task
 from ppnas.errors import ParallelError
 from ppnas.history import CandidateRecord, History
-from ppnas.sanas.controller import Controller
-from ppnas.sanas.search import IterCallback, Task
 
 
 class GroupController:

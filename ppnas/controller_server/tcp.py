@@ -16,8 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-from ppnas.distributed.leases import BEAT, STOCK, NoTokensYet, SearchService
-from ppnas.distributed.protocol import (
+from ppnas.controller_server.protocol import (
     FINISHED_TEXT,
     FRAME,
     INCOMPLETE,
@@ -37,6 +36,7 @@ from ppnas.distributed.protocol import (
     stock_info_text,
     tokens_text,
 )
+from ppnas.controller_server.service import BEAT, STOCK, NoTokensYet, SearchService
 from ppnas.errors import ConfigError, ControllerError
 
 _logger = logging.getLogger(__name__)

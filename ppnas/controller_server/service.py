@@ -25,7 +25,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from ppnas.errors import ControllerError
 from ppnas.history import CandidateRecord, History
-from ppnas.sanas.controller import LocalController
+from ppnas.samplers.annealing import LocalController
+from ppnas.storage import atomic_write_json
 
 _logger = logging.getLogger(__name__)
 
@@ -328,9 +329,7 @@ class SearchService:
             leases = [asdict(lease) for lease in self.leases.values()]
             state = {"leases": leases, "longest_candidate": self.longest_candidate}
             path = os.path.join(self.controller.checkpoint_dir, LEASES_FILE)
-            with open(path + ".tmp", "w", encoding="utf-8") as f:  # no fsync: leases only help after a crash
-                json.dump(state, f)
-            os.replace(path + ".tmp", path)
+            atomic_write_json(path, state, indent=None, durable=False)  # leases only help after a crash
 
     def restore_leases(self) -> None:
         """On resume: leases open when a killed server last saved; their clients get a fresh timer to report."""
@@ -352,19 +351,3 @@ class SearchService:
 
 def _key(tokens: Sequence[int]) -> str:
     return str([int(t) for t in tokens])
-
-
-def catch_up(controller: LocalController, history: History) -> None:
-    """Apply the history lines the checkpoint does not hold (a kill fell between a line and its checkpoint).
-
-    Each line is checked against the controller's own record of rewards (`LocalController.holds`), not
-    counted, so a line is never applied twice: several writers (clients, the server's own loop) append
-    in any order, and a late reward replaces an earlier line. Rewards are replayed with the search's
-    running count of rewards, as SearchService applied them.
-    """
-    done = 0
-    for record in history.read():
-        if record.get("status") == "trained":
-            done += 1
-        if not controller.holds(record):
-            controller.replay(record, iteration=done)

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Dict, List, Optional, Tuple
 
-from ppnas.distributed.protocol import (
+from ppnas.controller_server.protocol import (
     INCOMPLETE,
     OK,
     UNKNOWN,

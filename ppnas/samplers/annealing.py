@@ -2,7 +2,7 @@
 
 `LocalController` runs PaddleSlim's `SAController` in this process (no socket, unlike SANAS with
 is_server=True). The remote flavour, talking PaddleSlim's wire protocol to `tools/nas_server.py`, lives
-in ppnas/distributed/client.py and offers the same methods, so the search loop does not know which one it drives.
+in ppnas/samplers/remote.py and offers the same methods, so the search loop does not know which one it drives.
 
 What PaddleSlim gets wrong and this module mends (see ../shared/notes/DEPENDENCIES.md):
 - best-reward bookkeeping starts at -1, so rewards below -1 were never "best": we start at -inf;
@@ -21,34 +21,23 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, Dict, Iterator, List, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 from paddleslim.common.sa_controller import SAController
 
 from ppnas.errors import ControllerError
-from ppnas.history import CandidateRecord
+from ppnas.history import CandidateRecord, History
+from ppnas.storage import atomic_write_json
+
+if TYPE_CHECKING:
+    from ppnas.engine.options import SearchOptions
 
 SANAS_CHECKPOINT = "sanas.checkpoints"  # PaddleSlim's file name and JSON layout, loadable by SANAS
 PPNAS_STATE = "ppnas_controller.json"  # what PaddleSlim's format has no room for
 FAR_TRIES = 200  # random draws at each distance before the exact pick among all unseen lists
 
 _logger = logging.getLogger(__name__)
-
-
-class Controller(Protocol):
-    """What the search loop needs from a sampler."""
-
-    def next_tokens(self) -> List[int]: ...
-
-    def recorded(self, record: CandidateRecord) -> None:
-        """The loop appended `record` (trained, rejected or failed) to its history: learn from it and keep it.
-
-        Called after the history line is written, so a kill before it returns is replayed on resume."""
-
-    def info(self) -> Dict[str, Any]: ...
-
-    def close(self) -> None: ...
 
 
 @contextmanager
@@ -255,9 +244,9 @@ class LocalController:
             return
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         scene = {k: v for k, v in self.sa.__dict__.items() if k != "_checkpoints"}
-        _write_json_atomic(os.path.join(self.checkpoint_dir, SANAS_CHECKPOINT), scene)
+        atomic_write_json(os.path.join(self.checkpoint_dir, SANAS_CHECKPOINT), scene, indent=None)
         extra = {"rng_state": _state_to_json(self.rng_state)}
-        _write_json_atomic(os.path.join(self.checkpoint_dir, PPNAS_STATE), extra)
+        atomic_write_json(os.path.join(self.checkpoint_dir, PPNAS_STATE), extra, indent=None)
 
     def load(self, checkpoint_dir: str) -> None:
         """Restore a state written by `checkpoint` (or a PaddleSlim SANAS checkpoint without our extras)."""
@@ -305,10 +294,32 @@ class LocalController:
         return seen is not None
 
 
-def _write_json_atomic(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def annealing_controller(options: "SearchOptions", range_table: List[int], init_tokens: List[int]) -> LocalController:
+    """A LocalController checkpointing into save_dir; restored from resume_dir when resuming."""
+    controller = LocalController(
+        range_table,
+        init_tokens,
+        init_temperature=options.init_temperature,
+        reduce_rate=options.reduce_rate,
+        seed=options.seed,
+        checkpoint_dir=options.save_dir,
+    )
+    if options.resume_dir:
+        controller.load(options.resume_dir)
+    return controller
+
+
+def catch_up(controller: LocalController, history: History) -> None:
+    """Apply the history lines the checkpoint does not hold (a kill fell between a line and its checkpoint).
+
+    Each line is checked against the controller's own record of rewards (`LocalController.holds`), not
+    counted, so a line is never applied twice: several writers (clients, the server's own loop) append
+    in any order, and a late reward replaces an earlier line. Rewards are replayed with the search's
+    running count of rewards, as SearchService applied them.
+    """
+    done = 0
+    for record in history.read():
+        if record.get("status") == "trained":
+            done += 1
+        if not controller.holds(record):
+            controller.replay(record, iteration=done)

@@ -1,5 +1,7 @@
-"""What the latency tools need of a search config: its space, input shape, table, and one measurable
-model (a `nn.Layer` taking one image) per token list or published structure.
+"""What the latency tools (tools/latency.py, tools/build_latency_table.py, the latency benchmarks) need of a
+search config: its space, input shape, table, and one measurable model (a `nn.Layer` taking one image) per
+token list or published structure. It sits beside the tasks it builds from, not in `latency/`, which knows
+nothing of tasks.
 
 Detection configs are built with the detection task's own functions (ppnas.tasks.detection) but without
 its datasets, so pricing a candidate needs no data; segmentation configs go through the DeepLab task; an
@@ -13,7 +15,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import paddle
 
-from ppnas.config import load_config, merge, parse_overrides, resolve_path
+from ppnas.config import config_kind, load_config, merge, override_pairs, parse_overrides, resolve_path
 from ppnas.errors import ConfigError
 
 
@@ -48,9 +50,10 @@ class CandidateSource:
 def load_candidates(path: str, overrides: Sequence[str] = ()) -> CandidateSource:
     """From a search config file and `-o key=value` overrides (a SLIM block marks a segmentation config)."""
     cfg = load_config(path)
-    if "SLIM" in cfg:
+    kind = config_kind(cfg)
+    if kind == "segmentation":
         return _segmentation(path, overrides)
-    if "Supernet" in cfg:
+    if kind == "fbnet":
         return _fbnet(merge(cfg, parse_overrides(overrides)))
     return _detection(merge(cfg, parse_overrides(overrides)))
 
@@ -85,13 +88,7 @@ def _segmentation(path: str, overrides: Sequence[str]) -> CandidateSource:
     from ppnas.tasks.segmentation import DeepLabTask
     from ppnas.tasks.segmentation_config import load_seg_config
 
-    pairs = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"override '{item}' has no '=': write -o KEY=VALUE, e.g. -o SLIM.NAS_CONSTRAINT_MAX=5000")
-        pairs += [key.strip(), value]
-    seg = load_seg_config(path, pairs)
+    seg = load_seg_config(path, override_pairs(overrides, example="SLIM.NAS_CONSTRAINT_MAX=5000"))
     task = DeepLabTask(seg)
     constraint = seg.constraint()
     return CandidateSource(

@@ -4,42 +4,28 @@
 Prints one JSON object: latency_ms (from the table; null without one), flops (as paddle.flops counts them), params,
 num_ops, missing_keys, substitutions, unpriced_ops. --structure takes a PaddleDetection config fragment
 with a BlazeNet block (e.g. the blazeface_nas.yml a detection search writes).
+
+Why tools/latency.py is a folder holding this __main__.py: `python tools/latency.py` runs it as a file would
+run, and Python's import system finds modules in files only, so the other scripts in tools/ (whose first
+sys.path entry is tools/) import the `latency` package, not this entry point, with no path manipulation.
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import argparse
-import importlib
 import json
 import os
-import sys
 from typing import Any, Dict, List, Optional
 
-_TOOLS = os.path.dirname(os.path.abspath(__file__))
-_tools_first = bool(sys.path) and os.path.abspath(sys.path[0] or ".") == _TOOLS
-if __name__ == "__main__" and _tools_first:
-    # `python tools/latency.py` puts tools/ first on sys.path, where this file would shadow the package
-    sys.path.pop(0)
-elif __name__ == "latency":
-    # Another script in tools/ ran `import latency` and found this file first: hand the name over to the
-    # real package (tools/ leaves sys.path only while it is imported).
-    saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _TOOLS]
-    del sys.modules[__name__]
-    try:
-        sys.modules[__name__] = importlib.import_module(__name__)
-    finally:
-        sys.path[:] = saved
+import paddle
 
-import paddle  # noqa: E402
-
-from latency.candidates import load_candidates  # noqa: E402
-from latency.estimate import MISSING_POLICIES, estimate_ops  # noqa: E402
-from latency.flops import trace_with_flops  # noqa: E402
-from latency.table import LatencyTable  # noqa: E402
-from ppnas.cli import run_main  # noqa: E402
-from ppnas.config import add_override_option  # noqa: E402
-from ppnas.constraint import count_params  # noqa: E402
-from ppnas.errors import ConfigError, SearchSpaceError  # noqa: E402
+from latency.estimate import MISSING_POLICIES, estimate_ops
+from latency.flops import trace_with_flops
+from latency.table import LatencyTable
+from ppnas.candidates import load_candidates
+from ppnas.cli import run_main
+from ppnas.config import add_override_option
+from ppnas.constraint import count_params
+from ppnas.errors import ConfigError, SearchSpaceError
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:

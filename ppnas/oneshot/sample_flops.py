@@ -1,0 +1,72 @@
+"""`--phase sample_flops`: FLOPs (and table latency) of random subnets, measured as the search measures them,
+with the baseline (init tokens) marked: is the baseline near the peak, and how much of the space is inside the
+window (United-Perception's sample_flops)."""
+
+import json
+import os
+import random
+from typing import Any, Dict, List, Mapping
+
+from tqdm import tqdm
+
+from ppnas.constraint import Constraint
+from ppnas.errors import ConfigError
+from ppnas.report.figures.distribution import plot_sample_distribution
+from ppnas.report.selection import Window
+from ppnas.tasks.detection import BlazeFaceTask
+
+SAMPLE_FLOPS_PNG = "sample_flops.png"
+SAMPLE_FLOPS_JSON = "sample_flops.json"
+
+
+def constraint_meta(constraint: Constraint) -> Dict[str, Any]:
+    """The window as the report reads it from search_meta.json."""
+    return {
+        "ctype": constraint.ctype,
+        "min_constraint": constraint.min_constraint,
+        "max_constraint": constraint.max_constraint,
+        "unit": constraint.window_text().split("]")[-1].strip(),
+    }
+
+
+def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = False) -> Dict[str, Any]:
+    """Draw `flops_samples` random subnets, measure each as the search does, plot the distribution."""
+    task = BlazeFaceTask(cfg)
+    count = int(cfg["flops_samples"])
+    if count < 1:
+        raise ConfigError(f"flops_samples must be at least 1, got {count}")
+    rng = random.Random(int(cfg["seed"]))
+
+    def measure(tokens: List[int]) -> Dict[str, Any]:
+        m = constraint.measure(task.measurable(task.build(tokens)), task.input_shape)
+        return {
+            "tokens": tokens,
+            "flops": m.flops,
+            "params": m.params,
+            "latency_ms": m.latency_ms,
+            "inside": constraint.admits(m),
+        }
+
+    samples = [
+        measure([rng.randrange(n) for n in task.space.range_table()])
+        for _ in tqdm(range(count), desc="sample_flops", unit="subnet", disable=quiet)
+    ]
+    baseline = measure(list(cfg["init_tokens"] or task.space.init_tokens()))
+    save_dir = cfg["save_dir"]
+    os.makedirs(save_dir, exist_ok=True)
+    window = Window.from_meta(constraint_meta(constraint))
+    title = f"{count} random subnets of {task.space_name} at {task.input_shape[-1]} px"
+    png = plot_sample_distribution(samples, baseline, window, title, os.path.join(save_dir, SAMPLE_FLOPS_PNG))
+    flops = sorted(s["flops"] for s in samples)
+    summary = {
+        "samples": count,
+        "inside_window": sum(s["inside"] for s in samples),
+        "window": constraint.window_text(),
+        "baseline": baseline,
+        "baseline_flops_percentile": 100.0 * sum(f <= baseline["flops"] for f in flops) / count,
+        "flops_quantiles": {q: flops[min(count - 1, int(q / 100 * count))] for q in (5, 25, 50, 75, 95)},
+        "png": png,
+    }
+    with open(os.path.join(save_dir, SAMPLE_FLOPS_JSON), "w", encoding="utf-8") as f:
+        json.dump({**summary, "subnets": samples}, f)
+    return summary

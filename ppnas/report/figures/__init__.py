@@ -1,0 +1,1 @@
+"""One module per report figure; style.py holds what they share."""

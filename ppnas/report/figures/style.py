@@ -1,0 +1,28 @@
+"""What every report figure shares: size, resolution, titles and the reward axis label."""
+
+from typing import Any, Dict, Optional
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+FIGURE_INCHES = (10.0, 6.5)
+FIGURE_DPI = 100  # with FIGURE_INCHES: 1000 x 650 pixels, fixed (no tight bbox) so the size is known
+REWARD_NAMES = {"detection": "AP@0.5", "segmentation": "mIoU"}
+
+
+def reward_label(meta: Optional[Dict[str, Any]]) -> str:
+    name = REWARD_NAMES.get((meta or {}).get("kind", ""))
+    return f"reward ({name})" if name else "reward"
+
+
+def title(meta: Optional[Dict[str, Any]], what: str) -> str:
+    meta = meta or {}
+    parts = [f"{meta['kind']} search" if meta.get("kind") else "", str(meta.get("space") or "")]
+    named = ", ".join(part for part in parts if part)
+    return f"{named}: {what}" if named else what
+
+
+def save_figure(figure: Figure, path: str) -> str:
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=FIGURE_DPI)
+    return path
