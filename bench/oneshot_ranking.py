@@ -77,8 +77,10 @@ def scratch_stage(data_dir: str, count: int) -> Dict[str, Any]:
 
 def oneshot_stage(data_dir: str, work: str, cache: Dict[str, Any], reuse: Optional[str]) -> Dict[str, Any]:
     """Train the supernet once (or reuse a finished demo run's), then evaluate each cached subnet."""
+    from ppnas.oneshot.checkpoint import Checkpoint
     from ppnas.oneshot.search import SupernetEvaluator
-    from ppnas.oneshot.train import Checkpoint, load_bignas_config, train_supernet
+    from ppnas.oneshot.settings import load_bignas_config
+    from ppnas.oneshot.train import train_supernet
 
     overrides = [
         f"TrainDataset.dataset_dir={data_dir}",

@@ -20,6 +20,7 @@ ENGINE = f"paddle_inference-{paddle.__version__}"
 # the header settings that must match for a table to be extended or used for end-to-end comparison
 ENGINE_KEYS = ("device", "threads", "mkldnn", "ir_optim", "prefix", "timer")
 
+
 @dataclass
 class EngineSettings:
     device: str = "cpu"

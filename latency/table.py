@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from ppnas.errors import TableError
+from ppnas.storage import atomic_write_lines
 
 ACTIVATIONS = frozenset(
     ["relu", "relu6", "prelu", "sigmoid", "elu", "brelu", "leaky_relu", "hard_swish", "swish", "tanh", "hard_sigmoid"]
@@ -151,11 +152,8 @@ class LatencyTable:
     def save(self, path: Optional[str] = None) -> str:
         """Write the whole table (header first); returns the path written."""
         path = os.fspath(path or self.path)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(self.header_line() + "\n")
-            f.writelines(entry_line(key, value) for key, value in self.entries.items())
-        os.replace(tmp, path)
+        lines = [self.header_line() + "\n"] + [entry_line(key, value) for key, value in self.entries.items()]
+        atomic_write_lines(path, lines)
         self.path = path
         return path
 

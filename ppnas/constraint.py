@@ -133,7 +133,8 @@ class Constraint:
         unit = self.unit
         raise ConstraintError(
             f"no {what} meets {key} ({self.window_text()}): the {what}s of this space cost {cheapest:g} to "
-            f"{dearest:g} {unit}".rstrip() + " (change the bound, or the space)"
+            f"{dearest:g} {unit}".rstrip()
+            + " (change the bound, or the space)"
         )
 
     @property

@@ -10,7 +10,9 @@ import signal
 import threading
 from contextlib import contextmanager
 from types import FrameType
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional, TypeVar
+
+T = TypeVar("T")
 
 
 class Terminated(KeyboardInterrupt):
@@ -60,6 +62,14 @@ def held_back() -> Iterator[None]:
         if not _holding and _pending is not None:
             signum, _pending = _pending, None
             _interrupt(signum)
+
+
+def iterate(loader: Iterable[T]) -> Iterator[T]:
+    """`iter(loader)` with signals held back while it is built: a Ctrl-C or SIGTERM inside paddle's DataLoader
+    iterator constructor leaves a half-built iterator whose __del__ raises AttributeError at exit, after our
+    `interrupted` line."""
+    with held_back():
+        return iter(loader)
 
 
 @contextmanager

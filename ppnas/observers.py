@@ -34,7 +34,8 @@ def on_terminal(stream: IO[str]) -> bool:
 class Progress:
     """A count towards `total` (iterations, batches): a tqdm bar on a terminal; off one (a log file, CI, nohup)
     a plain line at about every tenth of the way and at the end, since carriage-return bars become one
-    enormous line there."""
+    enormous line there. A bar inside a longer run (`leave` False: a pass of an epoch that prints its own
+    line) prints nothing off a terminal."""
 
     def __init__(
         self,
@@ -48,12 +49,12 @@ class Progress:
     ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.total, self.desc, self.unit, self.count = total, desc, unit, initial
-        self.quiet = quiet
+        self.quiet = quiet or (not leave and not on_terminal(self.stream))
         self.plain = not on_terminal(self.stream)
         self.every = max(1, total // PLAIN_ITER_LINES)
         self.postfix: Dict[str, Any] = {}
         self.bar: Optional[tqdm] = None
-        if not quiet and not self.plain:
+        if not self.quiet and not self.plain:
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave, file=self.stream)
 
     def update(self, n: int = 1, **postfix: Any) -> None:

@@ -21,7 +21,8 @@ def write_bignas_config(folder: pathlib.Path, wider: pathlib.Path, **keys: Any) 
 
 def trained_config(folder: pathlib.Path, wider: pathlib.Path, **keys: Any) -> Dict[str, Any]:
     """A config whose save_dir holds a supernet trained for max_iters iterations."""
-    from ppnas.oneshot.train import load_bignas_config, train_supernet
+    from ppnas.oneshot.settings import load_bignas_config
+    from ppnas.oneshot.train import train_supernet
 
     cfg = load_bignas_config(str(write_bignas_config(folder, wider, **keys)))
     train_supernet(cfg, quiet=True)
@@ -33,7 +34,7 @@ def with_supernet(trained_save_dir: str, folder: pathlib.Path, wider: pathlib.Pa
     import os
     import shutil
 
-    from ppnas.oneshot.train import SUPERNET_DIR
+    from ppnas.oneshot.checkpoint import SUPERNET_DIR
 
     save_dir = folder / "out"
     shutil.copytree(os.path.join(trained_save_dir, SUPERNET_DIR), save_dir / SUPERNET_DIR)

@@ -80,7 +80,7 @@ def _distance(a, b):
 
 
 def test_a_used_up_neighbourhood_is_left_for_a_farther_list_and_logged(caplog):
-    caplog.set_level(logging.INFO, logger="ppnas.sanas.controller")
+    caplog.set_level(logging.INFO, logger="ppnas.samplers.annealing")
     controller = LocalController(RANGE, INIT, seed=0)
     near = _draw_without_moving(controller, 1 + sum(r - 1 for r in RANGE))  # INIT and its 57 neighbours
     assert sorted(_distance(t, INIT) for t in near) == [0] + [1] * 57 and not caplog.messages

@@ -14,7 +14,7 @@ import pytest
 from distributed_helpers import DETECTION_KEY, make_data, ppnas_request, request, write_config
 from paddleslim.nas import SANAS
 
-import ppnas.distributed.connect
+import ppnas.samplers.connect
 import search_space  # noqa: F401  # registers the spaces for PaddleSlim's factory
 from ppnas.config import load_config
 from ppnas.constraint import Constraint
@@ -119,10 +119,8 @@ def test_a_stock_clients_expired_lease_is_recorded_failed(tmp_path):
 
 
 def test_a_search_with_server_ip_serves_remote_clients_from_its_own_process(tmp_path, capsys, monkeypatch):
-    quick = ppnas.distributed.connect.server_settings
-    monkeypatch.setattr(
-        ppnas.distributed.connect, "server_settings", lambda options: quick(options, linger_seconds=0.5)
-    )
+    quick = ppnas.samplers.connect.server_settings
+    monkeypatch.setattr(ppnas.samplers.connect, "server_settings", lambda options: quick(options, linger_seconds=0.5))
     options = SearchOptions(
         space_name="BlazeFaceNasSpace",
         search_steps=6,
@@ -136,7 +134,7 @@ def test_a_search_with_server_ip_serves_remote_clients_from_its_own_process(tmp_
     history = History.in_dir(str(tmp_path))
     remote_done = []
     local_done = []
-    with open_controller(options, RANGE, SPACE.init_tokens(), history) as local:
+    with open_controller(options, SPACE, history) as local:
         port = int(capsys.readouterr().out.split("listening on 127.0.0.1:")[1].split()[0])
         remote = RemoteController(("127.0.0.1", port), default_key("detection", "BlazeFaceNasSpace"), "far")
 
@@ -331,7 +329,7 @@ def test_a_kill_between_the_servers_own_history_line_and_its_checkpoint_applies_
     constraint = Constraint.from_config(cfg["Constraint"], cfg)
     range_table, init = task.space.range_table(), task.space.init_tokens()
     with pytest.raises(_Killed):
-        with open_controller(options, range_table, init, dying) as controller:  # is_server and server_ip
+        with open_controller(options, task.space, dying) as controller:  # is_server and server_ip
             run_search(task, controller, constraint, dying, settings)
     records = History.in_dir(save_dir).read()
     assert [r["status"] for r in records][-1] == "trained"

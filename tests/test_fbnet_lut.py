@@ -12,6 +12,7 @@ from latency.estimate import estimate_latency
 from latency.flops import count_flops
 from latency.table import LatencyTable
 from ppnas.candidates import load_candidates
+from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError, ConstraintError, TableError
 from ppnas.fbnet.blocks import build_block
 from ppnas.fbnet.derive import derive_choices
@@ -118,11 +119,12 @@ def test_derived_subnet_meets_the_hard_bound() -> None:
     probabilities = [
         [0.9 if c == d else 0.1 / (len(p) - 1) for c in range(len(p))] for p, d in zip(lut.per_layer, dearest)
     ]
-    assert derive_choices(probabilities, lut) == dearest  # no bound: argmax
+    assert derive_choices(probabilities, lut, Constraint("flops")) == dearest  # no bound: argmax
     cheapest, top = lut.bounds()
     bound = (cheapest + top) / 2
-    choices = derive_choices(probabilities, lut, bound)
+    choices = derive_choices(probabilities, lut, Constraint("flops", max_constraint=bound))
     assert lut.total(choices) <= bound < lut.total(dearest)
     assert sum(c == d for c, d in zip(choices, dearest)) >= 1  # only what the bound needs was given up
-    with pytest.raises(ConstraintError, match=f"no architecture meets Search.max_latency {cheapest - 1:g} FLOPs"):
-        derive_choices(probabilities, lut, cheapest - 1)
+    message = rf"no architecture meets Search.max_latency \(flops in \[-inf, {cheapest - 1:g}\] FLOPs\)"
+    with pytest.raises(ConstraintError, match=message):
+        derive_choices(probabilities, lut, Constraint("flops", max_constraint=cheapest - 1))

@@ -123,7 +123,7 @@ def _cli(capsys: pytest.CaptureFixture, *argv: str):  # noqa: ANN202
             ['Supernet.stages=[{"name": "s0", "layers": 1, "channels": 8, "candidates": [mb_k9_res]}]'],
             "unknown candidate block 'mb_k9_res' in stage 's0'; valid: gh_k3, gh_k5, mb_k3_e2_res,",
         ),
-        (["Search.max_latency=1000"], "no architecture meets Search.max_latency 1000 FLOPs: the cheapest subnet"),
+        (["Search.max_latency=1000"], "no architecture meets Search.max_latency (flops in [-inf, 1000] FLOPs): the"),
         (["Data.dataset_dir=/no/such/set"], "dataset folder not found: /no/such/set (make the demo set with: python"),
         (["Search.mode=pow"], "Search.mode must be one of mul, add, got 'pow'"),
         (["Serch.epochs=3"], "unknown key 'Serch' in the FBNet config (did you mean 'Search'?)"),

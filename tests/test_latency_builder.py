@@ -9,7 +9,7 @@ import sys
 import paddle
 import pytest
 
-from latency.builder import OpTimer, build_table, collect_ops, op_program, unstable_keys
+from latency.builder import UNSTABLE_KEY, OpTimer, build_table, collect_ops, op_program, unstable_keys
 from latency.engine import EngineSettings
 from latency.estimate import estimate_latency
 from latency.table import LatencyTable
@@ -36,7 +36,11 @@ def test_builds_a_table_that_prices_every_op_the_net_runs(tmp_path):
     assert list(table.entries) == list(ops)
     assert all(value > 0 for value in table.entries.values())  # no op is free: none was clamped to 0
     assert table.unit == "us" and table.engine.startswith("paddle_inference-")
-    assert table.settings == {
+    # an op this small (relu over 512 values) may time below the fixed cost of a run in every sweep: it is then
+    # priced at an upper bound and flagged, which is the builder working, not failing (the header says which)
+    assert set(unstable_keys(table)) <= set(ops)
+    settings = {key: value for key, value in table.settings.items() if key != UNSTABLE_KEY}
+    assert settings == {
         "device": "cpu",
         "threads": "1",
         "mkldnn": "0",

@@ -86,7 +86,7 @@ def _search(tmp_path, width, constraint, steps, max_rejects=500, controller=None
 
 
 def test_300_steps_with_a_third_of_the_draws_rejected_finish(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="ppnas.sanas.controller")
+    caplog.set_level(logging.INFO, logger="ppnas.samplers.annealing")
     window = Constraint("params", max_constraint=4)
     # no checkpoints: 900 fsyncs would double the time; the resume tests cover them
     result, records = _search(tmp_path, third_rejected, window, steps=300, checkpoints=False)

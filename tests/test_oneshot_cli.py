@@ -1,7 +1,12 @@
 """tools/bignas.py on bad input: one `error:` line and exit code 2, never a traceback."""
 
 import ppnas  # noqa: F401  # isort: skip
+import json
+import subprocess
+import sys
+
 import pytest
+from conftest import ROOT
 from oneshot_helpers import run_bignas, trained_config, with_supernet, write_bignas_config
 
 
@@ -68,3 +73,38 @@ def test_bad_strategy_and_an_existing_supernet(capsys, tmp_path, tiny_wider, tra
     assert "already holds a supernet trained to iteration 1: resume it with -r " in err
     code, out, err = run_bignas(capsys, "-c", str(config), "--phase", "search", "-o", "search_mode=grid")
     _one_line_exit_2(code, err, "error: search_mode must be one of random, traverse, sanas, got 'grid'")
+
+
+def test_a_search_uses_a_supernet_trained_elsewhere_and_refuses_a_mismatched_one(capsys, tmp_path, tiny_wider, trained):
+    config = write_bignas_config(tmp_path, tiny_wider, subnet_count=2, search_mode="traverse", traverse_stride=5)
+    elsewhere = f"supernet_dir={trained}"
+    code, _, err = run_bignas(capsys, "-c", str(config), "--phase", "search", "--quiet", "-o", elsewhere)
+    assert code == 0, err
+    save_dir = tmp_path / "out"
+    records = [json.loads(line) for line in (save_dir / "history.jsonl").read_text().splitlines()]
+    assert sum(r["status"] == "trained" for r in records) == 2 and not (save_dir / "supernet").exists()
+    assert json.loads((save_dir / "search_meta.json").read_text())["search"]["sampler"] == "traverse"
+    for override, difference in [
+        ("kernel_choices=[3,5]", "was trained with kernel_choices [3], this config has [3, 5]"),
+        ("input_size=96", "was trained with input_size 64, this config has 96"),
+    ]:
+        other = f"save_dir={tmp_path / override.split('=')[0]}"
+        code, _, err = run_bignas(
+            capsys, "-c", str(config), "--phase", "search", "-o", f"supernet_dir={trained}", override, other
+        )
+        _one_line_exit_2(code, err, f"error: the supernet checkpoint in {trained}/supernet ")
+        assert difference in err
+
+
+def test_train_supnet_prints_plain_progress_lines_off_a_terminal(tmp_path, tiny_wider):
+    config = write_bignas_config(tmp_path, tiny_wider, max_iters=2)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bignas.py"), "-c", str(config), "--phase", "train_supnet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "\r" not in proc.stdout and "\r" not in proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("train_supnet: ")]
+    assert [line.split(" max ")[0] for line in lines] == ["train_supnet: 1/2 it", "train_supnet: 2/2 it"]

@@ -64,7 +64,7 @@ def test_search_records_only_subnets_inside_the_window(capsys, tmp_path, tiny_wi
 STRICT_LOAD = """
 import ppnas, json, sys, paddle
 from ppdet.core.workspace import load_config, create
-from ppnas.oneshot.train import load_bignas_config
+from ppnas.oneshot.settings import load_bignas_config
 from ppnas.tasks.detection import BlazeFaceTask
 face_config, weights, search_config = sys.argv[1:4]
 cfg = load_config(face_config)
@@ -103,7 +103,7 @@ def test_export_loads_strictly_into_ppdet_blazeface_with_the_search_ap(capsys, t
     assert keys == {"missing": [], "extra": [], "shape_mismatch": []}
     assert ap["ap"] == pytest.approx(best["reward"], abs=1e-9)
     # and the supernet itself, evaluated at that subnet after the same calibration, scores the same
-    from ppnas.oneshot.train import load_bignas_config
+    from ppnas.oneshot.settings import load_bignas_config
 
     evaluator = SupernetEvaluator.from_checkpoint(load_bignas_config(str(config)))
     model = evaluator.task.build(best["tokens"])

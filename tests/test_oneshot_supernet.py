@@ -8,10 +8,10 @@ from conftest import DEMO_DET_CONFIG
 
 from ppnas.config import load_config
 from ppnas.oneshot.algorithm import calibrate_bn
-from ppnas.oneshot.export import extract_subnet
+from ppnas.oneshot.export import subnet_state_dict
 from ppnas.oneshot.supernet import BlazeFaceSupernet, SlicedBatchNorm, min_tokens
 from ppnas.spaces import build_space
-from ppnas.tasks.detection import BlazeFaceForward
+from ppnas.tasks.detection import BlazeFaceForward, build_blazeface
 
 
 def _supernet(kernel_choices):
@@ -43,7 +43,8 @@ def test_subnet_equals_plain_ppdet_blazeface_with_sliced_weights(kernel_choices,
     supernet.train()
     supernet.head_outputs(image)  # moves the active BN statistics away from their initial values
     supernet.eval()
-    model = extract_subnet(supernet, structure, load_config(str(DEMO_DET_CONFIG)))
+    model = build_blazeface(structure, load_config(str(DEMO_DET_CONFIG)))
+    model.set_state_dict(subnet_state_dict(supernet, model))
     model.eval()
     boxes, scores = _head(supernet, image)
     ref_boxes, ref_scores = _ppdet_head(model, image)

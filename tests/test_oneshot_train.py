@@ -12,8 +12,10 @@ from oneshot_helpers import write_bignas_config
 from ppnas import parallel
 from ppnas.errors import ConfigError
 from ppnas.oneshot.algorithm import check_strategy, distill_loss, sandwich_step
+from ppnas.oneshot.checkpoint import WEIGHTS, Checkpoint
+from ppnas.oneshot.settings import load_bignas_config
 from ppnas.oneshot.supernet import BlazeFaceSupernet, max_tokens, min_tokens
-from ppnas.oneshot.train import WEIGHTS, Checkpoint, fetch, load_bignas_config, train_supernet
+from ppnas.oneshot.train import fetch, train_supernet
 from ppnas.tasks.detection import BlazeFaceTask
 
 
@@ -80,14 +82,14 @@ def test_resume_from_the_last_checkpoint_gives_the_uninterrupted_weights(tmp_pat
     killed = load_bignas_config(str(write_bignas_config(tmp_path / "b", tiny_wider, max_iters=3, checkpoint_every=2)))
     killed["max_iters"] = 2  # stands for a run killed after its checkpoint at iteration 2
     train_supernet(killed, quiet=True)
-    assert Checkpoint(killed["save_dir"]).state()["iteration"] == 2
+    assert Checkpoint.of(killed).state()["iteration"] == 2
     killed["max_iters"] = 3
     with pytest.raises(ConfigError, match="already holds a supernet trained to iteration 2: resume it with -r"):
         train_supernet(killed, quiet=True)
     train_supernet(killed, resume=True, quiet=True)
-    assert Checkpoint(killed["save_dir"]).state()["iteration"] == 3
-    a = paddle.load(os.path.join(Checkpoint(straight["save_dir"]).dir, WEIGHTS))
-    b = paddle.load(os.path.join(Checkpoint(killed["save_dir"]).dir, WEIGHTS))
+    assert Checkpoint.of(killed).state()["iteration"] == 3
+    a = paddle.load(os.path.join(Checkpoint.of(straight).dir, WEIGHTS))
+    b = paddle.load(os.path.join(Checkpoint.of(killed).dir, WEIGHTS))
     assert set(a) == set(b)
     for key in a:
         np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), rtol=1e-6, atol=1e-7, err_msg=key)
@@ -99,4 +101,4 @@ def test_a_checkpoint_of_another_kernel_choice_is_refused(tmp_path, tiny_wider):
     other = load_bignas_config(str(write_bignas_config(tmp_path, tiny_wider, kernel_choices=[3, 5])))
     supernet = BlazeFaceSupernet(BlazeFaceTask(other).space, other)
     with pytest.raises(ConfigError, match=r"trained with kernel_choices \[3\], this config has \[3, 5\]"):
-        Checkpoint(other["save_dir"]).load_weights(supernet, other, "search")
+        Checkpoint.of(other).load_weights(supernet, other, "search")

@@ -30,7 +30,7 @@ def test_readme_latency_command_runs_as_printed(monkeypatch, capsys):
         line for line in README.splitlines() if line.startswith("python tools/latency.py") and "--tokens" in line
     ]
     monkeypatch.chdir(ROOT)
-    spec = importlib.util.spec_from_file_location("latency_tool", ROOT / "tools" / "latency.py")
+    spec = importlib.util.spec_from_file_location("latency_tool", ROOT / "tools" / "latency.py" / "__main__.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.main(shlex.split(command)[2:]) == 0

@@ -132,9 +132,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     search = served_search(args)
     options = search.options
     space = build_space(options.space_name, **search.space_kwargs)
-    history = open_history(
-        options, search.constraint, space, search.task_module, search.input_shape, weights=False
-    )
+    history = open_history(options, search.constraint, space, search.task_module, search.input_shape, weights=False)
     init_tokens = options.init_tokens or space.init_tokens()
     settings = ServiceSettings(options.search_steps, beat_timeout=args.beat_timeout, lease_seconds=args.lease_seconds)
     service = build_service(options, space.range_table(), init_tokens, history, settings, space_decoder(space))

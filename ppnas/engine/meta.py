@@ -23,6 +23,7 @@ from ppnas.storage import atomic_write_json, content_hash
 _logger = logging.getLogger(__name__)
 
 META_FILE = "search_meta.json"
+ADDED_LATER = ("sampler", "traverse_stride")  # not checked against a search recorded before they were
 MAY_CHANGE = (
     "search_steps and training settings (max_iters, datasets, readers, optimizer, learning rate, seed, "
     "max_rejects, max_failures, device)"
@@ -77,6 +78,10 @@ def search_definition(
         "Constraint.table_file (content)": table,
         "input_shape": list(input_shape),
     }
+    if options.sampler != "sanas":  # the one-shot search's random and traverse modes
+        definition["sampler"] = options.sampler
+        if options.sampler == "traverse":
+            definition["traverse_stride"] = options.traverse_stride
     return json.loads(json.dumps(definition, default=str))  # as search_meta.json gives it back
 
 
@@ -109,6 +114,7 @@ def check_same_search(save_dir: str, definition: Dict[str, Any]) -> None:
         meta = json.load(f)
     recorded = _recorded_definition(meta)
     keys = {**recorded, **definition} if "search" in meta else recorded  # an older file: what it recorded
+    keys = {key: None for key in keys if key in recorded or key not in ADDED_LATER}
     differences = [
         f"{key} is {json.dumps(definition.get(key))} in the config, {json.dumps(recorded.get(key))} in the search"
         for key in keys

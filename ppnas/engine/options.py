@@ -55,7 +55,7 @@ class SearchOptions:
 
 
 def client_name(is_server: bool) -> str:
-    """"local" for the process holding the controller; a client is named after its host and process."""
+    """ "local" for the process holding the controller; a client is named after its host and process."""
     return "local" if is_server else f"{socket.gethostname()}-{os.getpid()}"
 
 

@@ -44,8 +44,6 @@ def open_history(
     definition = search_definition(options, constraint, space, input_shape)
     if options.resume_dir:
         check_same_search(options.save_dir, definition)
-        steps = steps_done(done, options.client_name)
-        print(f"resuming the search in {options.save_dir}: {steps}/{options.search_steps} steps done")
     else:
         refuse_existing(options.save_dir, f"a search ({len(done)} candidates)", bool(done))
     write_meta(options, constraint, task_module, input_shape, definition, weights)
@@ -67,6 +65,9 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
         lambda: open_history(options, constraint, task.space, type(task).__module__, task.input_shape),
         "preparing the save_dir",
     )
+    if options.resume_dir and parallel.is_main():
+        steps = steps_done(history.read(), options.client_name)
+        print(f"resuming the search in {options.save_dir}: {steps}/{options.search_steps} steps done")
     settings = SearchSettings(
         search_steps=options.search_steps,
         save_dir=options.save_dir,

@@ -56,7 +56,7 @@ class Checkpoint:
                 continue
             if state.get(key) != cfg[key]:
                 raise ConfigError(
-                    f"the supernet in {self.dir} was trained with {key} {state.get(key)}, this config has "
+                    f"the supernet checkpoint in {self.dir} was trained with {key} {state.get(key)}, this config has "
                     f"{cfg[key]}: use the same {key}, or train a supernet for this config (--phase train_supnet)"
                 )
 

@@ -4,11 +4,11 @@ import os
 from typing import Any, Dict, List, Sequence
 
 from ppnas.config import load_config, merge, parse_overrides
-from ppnas.engine.options import SAMPLERS
 from ppnas.errors import ConfigError
 from ppnas.oneshot.algorithm import check_strategy
 from ppnas.tasks.detection import with_search_defaults
 
+SEARCH_MODES = ("random", "traverse", "sanas")  # the samplers of ppnas/samplers/ a supernet search can use
 BIGNAS_KEYS: Dict[str, Any] = {
     "sample_strategy": ["max", "random", "random", "min"],
     "distill_weight": 1.0,
@@ -29,8 +29,8 @@ def load_bignas_config(path: str, overrides: Sequence[str] = ()) -> Dict[str, An
     """The detection config's keys and checks, plus the one-shot strategy's keys, each checked once here."""
     cfg = with_search_defaults(merge(load_config(path), parse_overrides(overrides)), extra_keys=BIGNAS_KEYS)
     cfg["sample_strategy"] = check_strategy(cfg["sample_strategy"], float(cfg["distill_weight"]))
-    if cfg["search_mode"] not in SAMPLERS:
-        raise ConfigError(f"search_mode must be one of {', '.join(SAMPLERS)}, got {cfg['search_mode']!r}")
+    if cfg["search_mode"] not in SEARCH_MODES:
+        raise ConfigError(f"search_mode must be one of {', '.join(SEARCH_MODES)}, got {cfg['search_mode']!r}")
     if cfg["seed"] is None:
         cfg["seed"] = 0  # the loop seeds every iteration from it; a run must be repeatable to be resumable
     if cfg["supernet_dir"]:

@@ -108,8 +108,10 @@ def _train(cfg: Mapping[str, Any], resume: bool, quiet: bool, use_vdl: bool, vdl
         losses = {kind: result.mean(kind) for kind in result.losses}
         bar.update(1, **{kind: f"{value:.3f}" for kind, value in losses.items()})
         if scalars is not None and parallel.is_main():
-            scalars.log(iteration + 1, {**{f"train_supnet/loss_{k}": v for k, v in losses.items()},
-                                        "train_supnet/lr": optimizer.get_lr()})
+            scalars.log(
+                iteration + 1,
+                {**{f"train_supnet/loss_{k}": v for k, v in losses.items()}, "train_supnet/lr": optimizer.get_lr()},
+            )
         done = iteration + 1
         if parallel.is_main() and (done % every == 0 or done == max_iters):
             checkpoint.save(supernet, optimizer, _state(cfg, done, seconds_before + time.time() - run_start))

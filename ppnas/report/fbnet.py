@@ -122,15 +122,26 @@ def write_fbnet_report(
     lines += ["## Retraining", ""]
     if retrain:
         last = retrain[-1]
-        lines += [f"{len(retrain)} epochs from the supernet's weights: test NME {retrain[0]['nme']:.4f} -> "
-                  f"**{last['nme']:.4f}** (loss {last['loss']:.4f}).", ""]
+        lines += [
+            f"{len(retrain)} epochs from the supernet's weights: test NME {retrain[0]['nme']:.4f} -> "
+            f"**{last['nme']:.4f}** (loss {last['loss']:.4f}).",
+            "",
+        ]
     else:
         lines += [f"Not retrained yet: python tools/fbnet.py -c {meta.get('config', 'CONFIG')} --phase retrain", ""]
     lines += [f"![Test NME per epoch]({NME_PNG})", "", "## Search epochs", "", _epoch_table(epochs), ""]
     lines += ["## Choice probabilities", "", f"![Choice probabilities]({PROBABILITIES_PNG})", ""]
     if meta.get("export_hint"):
-        lines += ["## Deploy", "", "Export the retrained subnet for Paddle Inference (checked against dygraph) and "
-                  "measure it here:", "", "```", str(meta["export_hint"]), "```", ""]
+        lines += [
+            "## Deploy",
+            "",
+            "Export the retrained subnet for Paddle Inference (checked against dygraph) and measure it here:",
+            "",
+            "```",
+            str(meta["export_hint"]),
+            "```",
+            "",
+        ]
     report = os.path.join(out_dir, "report.md")
     with open(report, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))

@@ -14,7 +14,7 @@ Record = Dict[str, Any]
 
 
 def bounds_text(low: Optional[float], high: Optional[float], unit: str) -> str:
-    """"in [8, 14] MFLOPs", "<= 14 MFLOPs", ">= 8 MFLOPs", or "not bounded" (never an infinite bound)."""
+    """ "in [8, 14] MFLOPs", "<= 14 MFLOPs", ">= 8 MFLOPs", or "not bounded" (never an infinite bound)."""
     if low is None and high is None:
         return "not bounded"
     if low is None:

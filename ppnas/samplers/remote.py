@@ -1,4 +1,4 @@
-"""RemoteController: the search loop's controller when the SAController runs in a server (ppnas/distributed/server.py).
+"""RemoteController: the search loop's controller when the SAController runs in a server (ppnas/controller_server/).
 
 Unlike PaddleSlim's ControllerClient, which ends the process with exit code 0 when the server is gone,
 a lost server is retried for `retry_seconds`, then ControllerError ends the search with a message and a
@@ -9,7 +9,7 @@ client gives up.
 While a candidate trains, a thread sends heartbeats so the server knows the candidate is alive (a client
 killed mid-candidate stops beating and the server records that candidate as failed). When the server
 answers a heartbeat "unknown", it has given the candidate up (this client was silent too long, e.g. cut
-off by the network): `lost` is set, and CandidateWatch (ppnas/distributed/connect.py), an observer of the
+off by the network): `lost` is set, and CandidateWatch (ppnas/samplers/connect.py), an observer of the
 search loop, stops the training at its next iteration with CandidateLost, which the loop records as a
 failed candidate. The outcome of each
 candidate goes to the server in `recorded()`, right after the loop appended its own history line, with

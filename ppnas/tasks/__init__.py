@@ -1,1 +1,1 @@
-"""Evaluation tasks (see ppnas.sanas.search.Task): one module per product."""
+"""Evaluation tasks (see ppnas.engine.protocols.Task): one module per product."""

@@ -33,6 +33,7 @@ from ppnas.demo import demo_command
 from ppnas.engine.options import SEARCH_DEFAULTS
 from ppnas.engine.protocols import IterCallback
 from ppnas.errors import ConfigError, DataError
+from ppnas.interrupts import iterate
 from ppnas.spaces import build_space
 
 _logger = logging.getLogger(__name__)
@@ -365,7 +366,7 @@ class BlazeFaceTask:
         iteration, epoch = 0, 0
         while iteration < self.max_iters:
             loader.batch_sampler.set_epoch(epoch)  # a new shuffle each epoch, the same in every run
-            for data in loader:
+            for data in iterate(loader):
                 loss = trained(data)["loss"]
                 value = parallel.mean(float(loss))  # every rank sees the same value and stops on the same NaN
                 if not np.isfinite(value):

@@ -26,6 +26,7 @@ import search_space  # noqa: F401  # registers MobileNetV2SegBackbone in PaddleS
 from ppnas import parallel
 from ppnas.engine.protocols import IterCallback
 from ppnas.errors import ConfigError, DataError, SearchSpaceError
+from ppnas.interrupts import iterate
 from ppnas.spaces import build_space
 from ppnas.tasks import paddleseg_compat
 from ppnas.tasks.segmentation_config import SegConfig, check_datasets, iters_for, paddleseg_config
@@ -99,7 +100,7 @@ def crop_input_shape(cfg: Mapping[str, Any]) -> List[int]:
 
 
 class DeepLabTask:
-    """The segmentation search's evaluation side (see ppnas.sanas.search.Task)."""
+    """The segmentation search's evaluation side (see ppnas.engine.protocols.Task)."""
 
     kind = "segmentation"
 
@@ -184,7 +185,7 @@ class DeepLabTask:
         for epoch in range(1, epochs + 1):
             sampler.set_epoch(epoch)
             model.train()
-            for data in loader:
+            for data in iterate(loader):
                 iteration += 1
                 loss = self._train_step(trained, data, losses, optimizer, iteration)
                 if on_iter is not None:

@@ -24,8 +24,12 @@ def plot_sample_distribution(
         values = [float(s[key]) for s in samples if s.get(key) is not None]
         divisor, prefix = count_prefix(max(values)) if key == "flops" else (1.0, "")
         ax.hist([v / divisor for v in values], bins=60, color="tab:blue", alpha=0.75, label=f"{len(values)} subnets")
-        ax.axvline(baseline[key] / divisor, color="tab:red", linewidth=2,
-                   label=f"baseline (init tokens): {baseline[key] / divisor:.3g}")
+        ax.axvline(
+            baseline[key] / divisor,
+            color="tab:red",
+            linewidth=2,
+            label=f"baseline (init tokens): {baseline[key] / divisor:.3g}",
+        )
         if window is not None and window.bounded and window.key == key:
             low, high = ax.get_xlim()
             # a far bound (an open window written as [0, 1e9]) must not squash the histogram into one bar

@@ -44,6 +44,7 @@ def plot_nme_curve(epochs: Sequence[Record], retrain: Sequence[Record], path: st
             label=f"expected latency ({unit})",
         )
         twin.set_ylabel(f"expected latency ({unit})", color="tab:red")
+        twin.ticklabel_format(axis="y", useOffset=False)  # values, not "+1.175e2" over offsets
         more_handles, more_labels = twin.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
     ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.0, 1.02), ncol=2, fontsize=9, borderaxespad=0)
