@@ -79,7 +79,7 @@ def oneshot_stage(data_dir: str, work: str, cache: Dict[str, Any], reuse: Option
     """Train the supernet once (or reuse a finished demo run's), then evaluate each cached subnet."""
     from ppnas.oneshot.checkpoint import Checkpoint
     from ppnas.oneshot.search import SupernetEvaluator
-    from ppnas.oneshot.settings import load_bignas_config
+    from ppnas.oneshot.settings import load_oneshot_config
     from ppnas.oneshot.train import train_supernet
 
     overrides = [
@@ -87,7 +87,7 @@ def oneshot_stage(data_dir: str, work: str, cache: Dict[str, Any], reuse: Option
         f"EvalDataset.dataset_dir={data_dir}",
         f"save_dir={reuse or work + '/bignas'}",
     ]
-    cfg = load_bignas_config(BIGNAS_DEMO, overrides)
+    cfg = load_oneshot_config(BIGNAS_DEMO, overrides)
     state = Checkpoint(cfg["save_dir"]).state()
     if state is None or state["iteration"] < int(cfg["max_iters"]):
         train_supernet(cfg, resume=state is not None, quiet=True)

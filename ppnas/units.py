@@ -38,3 +38,16 @@ def format_count(value: Optional[float], what: str) -> str:
 
 def format_ms(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.2f} ms"
+
+
+def parse_count(value: object, where: str) -> float:
+    """A count written as a number or with an SI prefix, as United-Perception writes FLOPs ('200M', '1.5G')."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    factors = {prefix: divisor for divisor, prefix in _COUNT_PREFIXES if prefix}
+    factor = factors.get(text[-1:], 1.0)
+    try:
+        return float(text[:-1] if text[-1:] in factors else text) * factor
+    except ValueError:
+        raise ConfigError(f"{where} must be a number, optionally with k, M or G ('200M'), got {value!r}") from None

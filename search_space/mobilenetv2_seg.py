@@ -45,7 +45,7 @@ SHORTCUT_BLOCK = 1  # the block whose last depthwise output is the stride-4 shor
 FEATURE_BLOCKS = (2, 4, 6)  # blocks whose outputs follow the shortcut in the feature list
 
 
-def _strides(output_stride: int) -> List[int]:
+def block_strides(output_stride: int) -> List[int]:
     """Fixed block strides; a stride that would take the network past `output_stride` becomes 1."""
     current, strides = 2, []  # the stem halves the input
     for stride in BLOCK_STRIDES:
@@ -74,7 +74,7 @@ class MobileNetV2SegArch:
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-able structure (the history's `structure`); `from_dict` reads it back."""
-        strides = _strides(self.output_stride)
+        strides = block_strides(self.output_stride)
         return {
             "head_channels": self.head_channels,
             "blocks": [{"t": t, "c": c, "n": n, "k": k, "stride": s} for (t, c, n, k), s in zip(self.blocks, strides)],
@@ -157,7 +157,7 @@ class MobileNetV2SegBackbone(nn.Layer):
         self.stem = ConvBNLayer(in_channels, 3, STEM_CHANNELS, stride=2, padding=1, name=f"{prefix}_stem")
         self.head = _Block(STEM_CHANNELS, 1, head_channels, 1, 3, 1, name=f"{prefix}_head")
         layers, in_c = [], head_channels
-        for i, ((t, c, n, k), stride) in enumerate(zip(blocks, _strides(output_stride)), start=1):
+        for i, ((t, c, n, k), stride) in enumerate(zip(blocks, block_strides(output_stride)), start=1):
             layers.append(_Block(in_c, int(t), int(c), int(n), int(k), stride, name=f"{prefix}_block{i}"))
             in_c = int(c)
         self.blocks = nn.LayerList(layers)

@@ -21,10 +21,10 @@ def write_bignas_config(folder: pathlib.Path, wider: pathlib.Path, **keys: Any) 
 
 def trained_config(folder: pathlib.Path, wider: pathlib.Path, **keys: Any) -> Dict[str, Any]:
     """A config whose save_dir holds a supernet trained for max_iters iterations."""
-    from ppnas.oneshot.settings import load_bignas_config
+    from ppnas.oneshot.settings import load_oneshot_config
     from ppnas.oneshot.train import train_supernet
 
-    cfg = load_bignas_config(str(write_bignas_config(folder, wider, **keys)))
+    cfg = load_oneshot_config(str(write_bignas_config(folder, wider, **keys)))
     train_supernet(cfg, quiet=True)
     return cfg
 

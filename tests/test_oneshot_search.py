@@ -13,7 +13,7 @@ from oneshot_helpers import run_bignas, trained_config, with_supernet
 
 from ppnas.errors import SearchFinished
 from ppnas.history import CandidateRecord, History
-from ppnas.oneshot.search import SupernetEvaluator
+from ppnas.oneshot.evaluate import SupernetEvaluator
 from ppnas.samplers.traverse import TraverseController, traverse_tokens
 
 RECORD_FIELDS = set(CandidateRecord.__dataclass_fields__)
@@ -64,7 +64,7 @@ def test_search_records_only_subnets_inside_the_window(capsys, tmp_path, tiny_wi
 STRICT_LOAD = """
 import ppnas, json, sys, paddle
 from ppdet.core.workspace import load_config, create
-from ppnas.oneshot.settings import load_bignas_config
+from ppnas.oneshot.settings import load_oneshot_config
 from ppnas.tasks.detection import BlazeFaceTask
 face_config, weights, search_config = sys.argv[1:4]
 cfg = load_config(face_config)
@@ -76,7 +76,7 @@ print(json.dumps({
     "shape_mismatch": sorted(k for k in own if k in state and list(own[k].shape) != list(state[k].shape)),
 }))
 model.set_state_dict(state)
-print(json.dumps({"ap": BlazeFaceTask(load_bignas_config(search_config)).evaluate(model)}))
+print(json.dumps({"ap": BlazeFaceTask(load_oneshot_config(search_config)).evaluate(model)}))
 """
 
 
@@ -103,12 +103,12 @@ def test_export_loads_strictly_into_ppdet_blazeface_with_the_search_ap(capsys, t
     assert keys == {"missing": [], "extra": [], "shape_mismatch": []}
     assert ap["ap"] == pytest.approx(best["reward"], abs=1e-9)
     # and the supernet itself, evaluated at that subnet after the same calibration, scores the same
-    from ppnas.oneshot.settings import load_bignas_config
+    from ppnas.oneshot.settings import load_oneshot_config
 
-    evaluator = SupernetEvaluator.from_checkpoint(load_bignas_config(str(config)))
-    model = evaluator.task.build(best["tokens"])
-    evaluator.inherit(model, best["structure"])
-    assert evaluator.task.evaluate(evaluator.supernet) == pytest.approx(best["reward"], abs=1e-6)
+    evaluator = SupernetEvaluator.from_checkpoint(load_oneshot_config(str(config)))
+    subnet = evaluator.supernet.space.decode(best["tokens"])
+    evaluator.inherit(evaluator.supernet.plain_model(subnet), subnet)
+    assert evaluator.adapter.evaluate(evaluator.supernet, subnet.image_size) == pytest.approx(best["reward"], abs=1e-6)
 
 
 def test_sample_flops_plots_the_distribution_with_the_baseline(capsys, tmp_path, tiny_wider, trained):

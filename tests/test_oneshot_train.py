@@ -13,7 +13,7 @@ from ppnas import parallel
 from ppnas.errors import ConfigError
 from ppnas.oneshot.algorithm import check_strategy, distill_loss, sandwich_step
 from ppnas.oneshot.checkpoint import WEIGHTS, Checkpoint
-from ppnas.oneshot.settings import load_bignas_config
+from ppnas.oneshot.settings import load_oneshot_config
 from ppnas.oneshot.supernet import BlazeFaceSupernet, max_tokens, min_tokens
 from ppnas.oneshot.train import fetch, train_supernet
 from ppnas.tasks.detection import BlazeFaceTask
@@ -21,7 +21,7 @@ from ppnas.tasks.detection import BlazeFaceTask
 
 @pytest.fixture()
 def setup(tmp_path, tiny_wider):
-    cfg = load_bignas_config(str(write_bignas_config(tmp_path, tiny_wider)))
+    cfg = load_oneshot_config(str(write_bignas_config(tmp_path, tiny_wider)))
     task = BlazeFaceTask(cfg)
     paddle.seed(0)
     supernet = BlazeFaceSupernet(task.space, cfg)
@@ -77,9 +77,9 @@ def test_strategy_checks():
 
 
 def test_resume_from_the_last_checkpoint_gives_the_uninterrupted_weights(tmp_path, tiny_wider):
-    straight = load_bignas_config(str(write_bignas_config(tmp_path / "a", tiny_wider, max_iters=3, checkpoint_every=2)))
+    straight = load_oneshot_config(str(write_bignas_config(tmp_path / "a", tiny_wider, max_iters=3, checkpoint_every=2)))
     train_supernet(straight, quiet=True)
-    killed = load_bignas_config(str(write_bignas_config(tmp_path / "b", tiny_wider, max_iters=3, checkpoint_every=2)))
+    killed = load_oneshot_config(str(write_bignas_config(tmp_path / "b", tiny_wider, max_iters=3, checkpoint_every=2)))
     killed["max_iters"] = 2  # stands for a run killed after its checkpoint at iteration 2
     train_supernet(killed, quiet=True)
     assert Checkpoint.of(killed).state()["iteration"] == 2
@@ -96,9 +96,9 @@ def test_resume_from_the_last_checkpoint_gives_the_uninterrupted_weights(tmp_pat
 
 
 def test_a_checkpoint_of_another_kernel_choice_is_refused(tmp_path, tiny_wider):
-    cfg = load_bignas_config(str(write_bignas_config(tmp_path, tiny_wider, max_iters=1)))
+    cfg = load_oneshot_config(str(write_bignas_config(tmp_path, tiny_wider, max_iters=1)))
     train_supernet(cfg, quiet=True)
-    other = load_bignas_config(str(write_bignas_config(tmp_path, tiny_wider, kernel_choices=[3, 5])))
+    other = load_oneshot_config(str(write_bignas_config(tmp_path, tiny_wider, kernel_choices=[3, 5])))
     supernet = BlazeFaceSupernet(BlazeFaceTask(other).space, other)
     with pytest.raises(ConfigError, match=r"trained with kernel_choices \[3\], this config has \[3, 5\]"):
         Checkpoint.of(other).load_weights(supernet, other, "search")

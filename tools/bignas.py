@@ -1,8 +1,12 @@
-"""One-shot (BigNAS) search for BlazeFace: python tools/bignas.py -c configs/blazeface_bignas.yml --phase PHASE
+"""One-shot (BigNAS) search: python tools/bignas.py -c CONFIG --phase PHASE
 
-Phases: train_supnet (train the weight-sharing supernet; -r SAVE_DIR resumes it), sample_flops (FLOPs and
-latency distribution of random subnets), search (rank subnets under the Constraint by inherited AP and export
-the best), evaluate_subnet and finetune_subnet (one subnet: -o subnet_tokens=2,1,3,8,2,1,2,1,0).
+CONFIG is a detection config (configs/blazeface_bignas.yml: the one-shot keys at its top level, -o key=value)
+or a segmentation config (configs/demo/cityscape_bignas_demo.yaml: a PaddleSeg YAML with SLIM.BIGNAS_* keys,
+-o SLIM.BIGNAS_SUBNET_COUNT=40). Phases: train_supnet (train the weight-sharing supernet; -r SAVE_DIR resumes
+it), sample_flops (FLOPs and latency distribution of random subnets), search (rank subnets under the Constraint by
+inherited accuracy and export the best), sample_accuracy (random subnets in flops_range, their Pareto front and
+the top-k at the baseline's FLOPs), evaluate_subnet and finetune_subnet (one subnet:
+-o subnet_tokens=2,1,3,8,2,1,2,1,0 or United-Perception's subnet_settings).
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
@@ -16,17 +20,17 @@ import paddle
 from ppnas import parallel
 from ppnas.cli import run_main
 from ppnas.config import add_override_option
-from ppnas.constraint import Constraint
 from ppnas.device import select_device
 from ppnas.errors import ConfigError
 from ppnas.observers import add_progress_options
+from ppnas.oneshot.sample_accuracy import sample_accuracy
 from ppnas.oneshot.sample_flops import sample_flops
 from ppnas.oneshot.search import run_supernet_search
-from ppnas.oneshot.settings import load_bignas_config
+from ppnas.oneshot.settings import load_oneshot_config, oneshot_constraint
 from ppnas.oneshot.subnet import evaluate_subnet
 from ppnas.oneshot.train import train_supernet
 
-PHASES = ("train_supnet", "sample_flops", "search", "evaluate_subnet", "finetune_subnet")
+PHASES = ("train_supnet", "sample_flops", "search", "sample_accuracy", "evaluate_subnet", "finetune_subnet")
 
 
 class PhaseError(ConfigError):
@@ -42,9 +46,11 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="one-shot config (PaddleDetection-style YAML)")
+    parser.add_argument("-c", "--config", required=True, help="one-shot config (detection or segmentation YAML)")
     add_override_option(parser)
-    parser.add_argument("-r", "--resume", default=None, help="save_dir of a run to resume (train_supnet, search)")
+    parser.add_argument(
+        "-r", "--resume", default=None, help="save_dir of a run to resume (train_supnet, search, sample_accuracy)"
+    )
     parser.add_argument("--phase", required=True, choices=PHASES)
     add_progress_options(parser)
     return parser.parse_args(argv)
@@ -52,10 +58,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    overrides = list(args.opt) + ([f"save_dir={args.resume}"] if args.resume else [])
-    cfg = load_bignas_config(args.config, overrides)
+    cfg = load_oneshot_config(args.config, args.opt, save_dir=args.resume)
     select_device(bool(cfg["use_gpu"]))
-    constraint = Constraint.from_config(cfg.get("Constraint"), cfg)
+    constraint = oneshot_constraint(cfg)
     paddle.disable_static()
     if args.phase == "train_supnet":
         path = train_supernet(
@@ -67,8 +72,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(summary, indent=2))
     elif args.phase == "search":
         run_supernet_search(cfg, constraint, args.config, args, resume_dir=args.resume)
+    elif args.phase == "sample_accuracy":
+        summary = sample_accuracy(cfg, constraint, args.config, args, resume=bool(args.resume))
+        print(json.dumps(summary, indent=2))
     elif parallel.is_main():
-        result = evaluate_subnet(cfg, constraint, finetune=args.phase == "finetune_subnet")
+        result = evaluate_subnet(cfg, constraint, args.config, finetune=args.phase == "finetune_subnet")
         json.dump(result, sys.stdout, indent=2)
         print()
     return 0

@@ -4,7 +4,7 @@ The whole path of one candidate, in `_evaluate_candidate` and `run_search` below
   tokens = controller.next_tokens()              sampler (ppnas/samplers/: annealing, random, traverse, remote)
   structure = task.decode(tokens)                the space's decoding rule
   model = task.build(tokens)                     a real PaddleDetection / PaddleSeg model
-  measurement = constraint.measure(...)          FLOPs, params, table latency: BEFORE training
+  measurement = constraint.measure(...)          FLOPs, params, table latency at its input size: BEFORE training
   outside the window -> record "rejected", draw again (does not use up a search step)
   reward = task.train_and_evaluate(model, ...)   SANAS: trained from scratch; one-shot: inherited weights
   history.append(record)                         storage
@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import paddle
 
 from ppnas.constraint import Constraint, Measurement
-from ppnas.engine.protocols import Controller, SearchObserver, SearchResult, Task
+from ppnas.engine.protocols import Controller, SearchObserver, SearchResult, Task, measure_shape
 from ppnas.engine.seeding import seed_everything
 from ppnas.errors import ConstraintError, ControllerError, ParallelError, SearchFinished
 from ppnas.history import CandidateRecord, History, best_record, steps_done
@@ -142,7 +142,7 @@ def _evaluate_candidate(
     start = time.time()
     structure = task.decode(tokens)
     model = task.build(tokens)
-    measurement: Measurement = constraint.measure(task.measurable(model), task.input_shape)
+    measurement: Measurement = constraint.measure(task.measurable(model), measure_shape(task, tokens))
     common = dict(
         tokens=tokens,
         structure=structure,

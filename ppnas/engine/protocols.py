@@ -35,6 +35,13 @@ class Task(Protocol):
     def summary(self, tokens: Sequence[int]) -> str: ...
 
 
+def measure_shape(task: Task, tokens: Sequence[int]) -> List[int]:
+    """The input a candidate is measured at: the task's `input_shape`, or the candidate's own when the task
+    searches the input resolution too (a one-shot task's `measure_shape`)."""
+    own = getattr(task, "measure_shape", None)
+    return list(own(tokens)) if own is not None else list(task.input_shape)
+
+
 class Controller(Protocol):
     """What the loop needs from a sampler (ppnas/samplers/)."""
 

@@ -50,6 +50,12 @@ def open_history(
     return history
 
 
+def report_module(task: Task) -> str:
+    """The module whose write_fragment and hints the report uses: the task's own, or the one it names (a one-shot
+    task names its supernet's: the detection or segmentation task's, or the generic subnet file)."""
+    return getattr(task, "report_module", None) or type(task).__module__
+
+
 def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> SearchResult:
     """Run (or resume, with options.resume_dir) one search of `task` with the sampler `options.sampler`, and
     write its outputs: the best candidate's exports, the summary on stdout and the report."""
@@ -62,7 +68,7 @@ def run_task(task: Task, options: SearchOptions, constraint: Constraint) -> Sear
     # the folder and name rank 0 records and counts under
     options.save_dir, options.client_name = parallel.broadcast((options.save_dir, options.client_name))
     history = parallel.on_main(
-        lambda: open_history(options, constraint, task.space, type(task).__module__, task.input_shape),
+        lambda: open_history(options, constraint, task.space, report_module(task), task.input_shape),
         "preparing the save_dir",
     )
     if options.resume_dir and parallel.is_main():

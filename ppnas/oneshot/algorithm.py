@@ -1,21 +1,21 @@
-"""BigNAS's training rule and BN calibration over the supernet (United-Perception's `bignas` semantics).
+"""BigNAS's training rule and BN calibration over any supernet (United-Perception's `bignas` semantics).
 
 One optimizer step per batch: the subnets of `sample_strategy` (the sandwich rule, default
-[max, random, random, min]) run in turn on the same batch, their gradients accumulate, then one step.
-Every subnet learns from the ground truth with PaddleDetection's SSD loss; with `distill_weight` > 0 the
-others also learn from the max subnet's detached outputs (in-place distillation: KL divergence of the
-class scores plus smooth-L1 to the box regressions).
+[max, random, random, min]) run in turn on the same batch, each at its own input size (or, with
+`share_interpolation`, all at one size drawn for the iteration), their gradients accumulate, then one step.
+Every subnet learns from the labels with the task's loss; with `distill_weight` > 0 the others also learn from
+the max subnet's detached outputs at the same input size (in-place distillation; the adapter's distillation
+loss: detection KL of class scores + smooth-L1 of boxes, segmentation per-pixel KL).
 """
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 import paddle
-import paddle.nn.functional as F
 
 from ppnas.errors import ConfigError
-from ppnas.oneshot.supernet import BlazeFaceSupernet, SlicedBatchNorm, max_tokens, min_tokens
+from ppnas.oneshot.dynamic.ops import BatchStatistics, DynamicBatchNorm2D
 
 SAMPLE_KINDS = ("max", "min", "random")
 
@@ -32,20 +32,10 @@ def check_strategy(strategy: Sequence[str], distill_weight: float) -> List[str]:
 
 def sample_tokens(space: Any, kind: str, rng: random.Random) -> List[int]:
     if kind == "max":
-        return max_tokens(space)
+        return space.max_tokens()
     if kind == "min":
-        return min_tokens(space)
+        return space.min_tokens()
     return [rng.randrange(n) for n in space.range_table()]
-
-
-def distill_loss(
-    student: Tuple[paddle.Tensor, paddle.Tensor], teacher: Tuple[paddle.Tensor, paddle.Tensor]
-) -> paddle.Tensor:
-    """KL(teacher || student) of the class scores, averaged over anchors, plus smooth-L1 of the boxes."""
-    boxes, scores = student
-    teacher_boxes, teacher_scores = teacher
-    kl = F.kl_div(F.log_softmax(scores, axis=-1), F.softmax(teacher_scores, axis=-1), reduction="none")
-    return kl.sum(axis=-1).mean() + F.smooth_l1_loss(boxes, teacher_boxes)
 
 
 @dataclass
@@ -58,28 +48,58 @@ class StepResult:
         return sum(values) / len(values)
 
 
+@dataclass
+class Sandwich:
+    """How an iteration samples and teaches (the one-shot keys of the same names)."""
+
+    strategy: Sequence[str]
+    distill_weight: float
+    interpolation: str = "bilinear"
+    share_interpolation: bool = False
+
+
+def _teacher_at(model: Any, adapter: Any, batch: Mapping[str, Any], size: Tuple[int, ...], mode: str) -> Any:
+    """The max subnet's detached outputs at another input size (a student that runs at that size learns from it)."""
+    student = model.subnet
+    top = model.space.decode(model.space.max_tokens())
+    top.image_size = list(size)
+    model.set_subnet(top)
+    with paddle.no_grad():
+        teacher = adapter.teacher(adapter.outputs(model, adapter.resize(batch, size, mode)))
+    model.set_subnet(student)
+    return teacher
+
+
 def sandwich_step(
-    supernet: BlazeFaceSupernet,
-    data: Mapping[str, Any],
+    supernet: paddle.nn.Layer,
+    adapter: Any,
+    batch: Mapping[str, Any],
     optimizer: paddle.optimizer.Optimizer,
-    strategy: Sequence[str],
+    rule: Sandwich,
     rng: random.Random,
-    distill_weight: float,
 ) -> StepResult:
-    """Run every subnet of `strategy` on `data`, accumulate their gradients, take one optimizer step."""
+    """Run every subnet of the rule on `batch`, accumulate their gradients, take one optimizer step."""
     model = getattr(supernet, "_layers", supernet)  # paddle.DataParallel keeps the layer in _layers
+    sizes = model.space.image_size_list
+    shared = sizes[rng.randrange(len(sizes))] if rule.share_interpolation else None
     result = StepResult()
-    teacher = None
-    for kind in strategy:
+    teachers: Dict[Tuple[int, ...], Any] = {}
+    for kind in rule.strategy:
         tokens = sample_tokens(model.space, kind, rng)
-        model.set_subnet(model.space.decode(tokens))
-        boxes, scores, anchors = model.head_outputs(data["image"])
-        loss = model.ssd_loss(data, boxes, scores, anchors)
-        outputs = (paddle.concat(boxes, axis=1), paddle.concat(scores, axis=1))
-        if kind == "max" and teacher is None:
-            teacher = tuple(o.detach() for o in outputs)
-        elif distill_weight > 0 and teacher is not None:
-            loss = loss + distill_weight * distill_loss(outputs, teacher)
+        subnet = model.space.decode(tokens)
+        if shared is not None:
+            subnet.image_size = list(shared)
+        model.set_subnet(subnet)
+        size = tuple(subnet.image_size)
+        data = adapter.resize(batch, size, rule.interpolation)
+        outputs = adapter.outputs(model, data)
+        loss = adapter.loss(model, data, outputs)
+        if kind == "max" and not teachers:
+            teachers[size] = adapter.teacher(outputs)
+        elif rule.distill_weight > 0 and teachers:
+            if size not in teachers:
+                teachers[size] = _teacher_at(model, adapter, batch, size, rule.interpolation)
+            loss = loss + rule.distill_weight * adapter.distill(outputs, teachers[size])
         value = float(loss)
         if value != value or value in (float("inf"), float("-inf")):
             raise FloatingPointError(f"the {kind} subnet's loss is {value}")
@@ -93,34 +113,29 @@ def sandwich_step(
     return result
 
 
-def _sliced_norms(supernet: BlazeFaceSupernet) -> List[SlicedBatchNorm]:
-    return [layer for layer in supernet.sublayers() if isinstance(layer, SlicedBatchNorm)]
+def dynamic_norms(supernet: paddle.nn.Layer) -> List[DynamicBatchNorm2D]:
+    return [layer for layer in supernet.sublayers() if isinstance(layer, DynamicBatchNorm2D)]
 
 
 @paddle.no_grad()
-def calibrate_bn(supernet: BlazeFaceSupernet, loader: Any, batches: int) -> int:
-    """Set the active subnet's BN statistics to the average batch mean and variance over `batches` batches.
-
-    Only the active channels change (the first c of each BN); weights do not. Returns the batches used.
-    """
-    norms = _sliced_norms(supernet)
+def calibrate_bn(supernet: paddle.nn.Layer, adapter: Any, batches: Iterable[Mapping[str, Any]], mode: str) -> int:
+    """Set the active subnet's BN statistics to the average of the batch means and biased variances over
+    `batches` (United-Perception's calib_bn), each batch at the subnet's input size. Only the active channels
+    of the BNs the subnet runs change; weights do not. Returns the number of batches."""
+    norms = dynamic_norms(supernet)
     for norm in norms:
-        norm.calibration = []
+        norm.calibration = BatchStatistics()
     supernet.train()
     used = 0
     try:
-        while used < batches:
-            for data in loader:
-                supernet.head_outputs(data["image"])
-                used += 1
-                if used >= batches:
-                    break
-            if used == 0:
-                raise ConfigError("BN calibration got no batch: the train set is smaller than one batch")
+        for batch in batches:
+            adapter.outputs(supernet, adapter.resize(batch, supernet.subnet.image_size, mode))
+            used += 1
+        if used == 0:
+            raise ConfigError("BN calibration got no batch: the train set is smaller than one batch")
         for norm in norms:
-            if norm.calibration:
-                means, variances = zip(*norm.calibration)
-                norm.write_statistics(paddle.stack(means).mean(axis=0), paddle.stack(variances).mean(axis=0))
+            if norm.calibration.batches:
+                norm.write_statistics(*norm.calibration.average())
     finally:
         for norm in norms:
             norm.calibration = None

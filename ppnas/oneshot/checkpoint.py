@@ -1,8 +1,9 @@
 """The trained supernet on disk (`<save_dir>/supernet/` or `supernet_dir`): weights, optimizer and state.json.
 
 state.json is written last: a checkpoint exists once it names its iteration. It also records what the
-supernet was trained for (space, kernel_choices, input size), so a search never inherits weights from a
-supernet of another space.
+supernet was trained for (`trained_for`: the supernet, the token space, kernel_choices, the input size and the
+declared space with its depths and input sizes), so a search never inherits weights from a supernet of another
+space.
 """
 
 import json
@@ -18,7 +19,28 @@ SUPERNET_DIR = "supernet"
 WEIGHTS = "supernet.pdparams"
 OPTIMIZER = "supernet.pdopt"
 STATE = "state.json"
-MATCHING_KEYS = ("search_space", "kernel_choices", "input_size")  # a subnet search must agree on these
+# what a search must agree on with the supernet it inherits from (kernel_choices and input_size: detection only)
+MATCHING_KEYS = ("supernet", "search_space", "kernel_choices", "input_size", "space")
+
+
+def trained_for(cfg: Mapping[str, Any], space: Any) -> Dict[str, Any]:
+    """What a supernet of this config is trained for, as state.json records it."""
+    return {
+        "supernet": cfg["supernet"],
+        "search_space": cfg["search_space"],
+        "kernel_choices": list(cfg["kernel_choices"]) if "kernel_choices" in cfg else None,
+        "input_size": cfg.get("input_size"),
+        "space": json.loads(json.dumps(space.definition())),
+    }
+
+
+def _difference(key: str, trained: Any, wanted: Any) -> str:
+    """The first entry that differs (a declared space is long), with both values."""
+    if isinstance(trained, dict) and isinstance(wanted, dict):
+        for part in sorted(set(trained) | set(wanted)):
+            if trained.get(part) != wanted.get(part):
+                return _difference(f"{key}.{part}", trained.get(part), wanted.get(part))
+    return f"{key} {json.dumps(trained)}, this config has {json.dumps(wanted)}"
 
 
 class Checkpoint:
@@ -48,16 +70,20 @@ class Checkpoint:
         atomic_paddle_save(portable_optimizer_state(optimizer, supernet), os.path.join(self.dir, OPTIMIZER))
         atomic_write_json(os.path.join(self.dir, STATE), state)
 
-    def check_space(self, state: Mapping[str, Any], cfg: Mapping[str, Any]) -> None:
-        """Refuse a supernet trained for another space, kernel_choices or input size (a state written before
-        input_size was recorded is not checked for it)."""
+    def check_space(self, state: Mapping[str, Any], wanted: Mapping[str, Any]) -> None:
+        """Refuse a supernet trained for another supernet, space, kernel_choices, input size, depth or input
+        sizes (`wanted`: trained_for of this config)."""
+        if "space" not in state:
+            raise ConfigError(
+                f"the supernet checkpoint in {self.dir} was written by an older ppnas, which did not record its "
+                f"declared space: train a supernet for this config (--phase train_supnet)"
+            )
         for key in MATCHING_KEYS:
-            if key not in state and key == "input_size":
-                continue
-            if state.get(key) != cfg[key]:
+            if state.get(key) != wanted[key]:
+                difference = _difference(key, state.get(key), wanted[key])
                 raise ConfigError(
-                    f"the supernet checkpoint in {self.dir} was trained with {key} {state.get(key)}, this config has "
-                    f"{cfg[key]}: use the same {key}, or train a supernet for this config (--phase train_supnet)"
+                    f"the supernet checkpoint in {self.dir} was trained with {difference}: use the same {key}, or "
+                    f"train a supernet for this config (--phase train_supnet)"
                 )
 
     def load_weights(self, supernet: paddle.nn.Layer, cfg: Mapping[str, Any], phase: str) -> Dict[str, Any]:
@@ -67,7 +93,7 @@ class Checkpoint:
                 f"--phase {phase} needs a trained supernet and {self.dir} holds none: run --phase train_supnet "
                 f"first (same config and save_dir), or point -o supernet_dir=DIR at one"
             )
-        self.check_space(state, cfg)
+        self.check_space(state, trained_for(cfg, supernet.space))
         supernet.set_state_dict(paddle.load(os.path.join(self.dir, WEIGHTS)))
         return state
 

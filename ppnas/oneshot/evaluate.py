@@ -1,24 +1,25 @@
-"""Inherited-weight evaluation of a subnet: BN calibrated on the subnet, the supernet's weights sliced into
-PaddleDetection's own BlazeFace at that subnet, AP@0.5 with the detection task's evaluation."""
+"""Inherited-weight evaluation of a subnet of any registered supernet: BN calibrated on the subnet, the supernet's
+weights sliced into the subnet's plain model, the task's metric at the subnet's input size."""
 
 import itertools
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import paddle
 
 from ppnas.engine.protocols import IterCallback
 from ppnas.engine.seeding import seed_everything
-from ppnas.errors import ConfigError
+from ppnas.oneshot.adapters import adapter_for
 from ppnas.oneshot.algorithm import calibrate_bn
 from ppnas.oneshot.checkpoint import Checkpoint
 from ppnas.oneshot.export import subnet_state_dict
-from ppnas.oneshot.supernet import BlazeFaceSupernet
-from ppnas.oneshot.train import epoch_batches, fetch
-from ppnas.tasks.detection import BlazeFaceTask
+from ppnas.oneshot.space import Subnet
+from ppnas.oneshot.supernet import Supernet, build_supernet, record_structure
+from ppnas.oneshot.train import epoch_batches
 
-# The report reads a search's fragment writer, training and export hints from the task's module (search_meta.json
-# names SupernetTask's module): an exported subnet is the detection task's BlazeFace, so they are the detection task's.
-from ppnas.tasks.detection import EXPORT_HINT, FULL_TRAIN_HINT, write_fragment  # noqa: F401, E402  # isort: skip
+# Calibration batches are fetched once and reused for every subnet when they fit in this much memory (the demo's
+# 4 x 16 images at 160 px: 20 MB); larger ones (WIDER FACE's 50 x 8 at 640 px: 2 GB) are fetched again each time.
+CALIBRATION_CACHE_BYTES = 256 * 2**20
 
 
 def _in_order(dataset: Any, batch_size: int, shuffle: bool, drop_last: bool) -> paddle.io.BatchSampler:
@@ -26,75 +27,96 @@ def _in_order(dataset: Any, batch_size: int, shuffle: bool, drop_last: bool) -> 
     return paddle.io.BatchSampler(dataset, batch_size=batch_size, shuffle=False, drop_last=drop_last)
 
 
-class SupernetEvaluator:
-    """Inherited-weight evaluation of subnets: BN calibration on train batches, then AP@0.5."""
+def _nbytes(batch: Mapping[str, Any]) -> int:
+    return sum(int(np.prod(v.shape)) * 4 for v in batch.values() if isinstance(v, paddle.Tensor))
 
-    def __init__(self, cfg: Mapping[str, Any], supernet: BlazeFaceSupernet, task: BlazeFaceTask) -> None:
+
+class SupernetEvaluator:
+    """Inherited-weight evaluation of subnets: BN calibration on train batches, then the task's metric."""
+
+    def __init__(self, cfg: Mapping[str, Any], supernet: Supernet, adapter: Any) -> None:
         self.cfg = cfg
         self.supernet = supernet
-        self.task = task
+        self.adapter = adapter
         self.seed = int(cfg["seed"])
         self.calib_batches = int(cfg["calib_batches"])
-        if self.calib_batches < 1:
-            raise ConfigError(f"calib_batches must be at least 1, got {self.calib_batches}")
-        self.loader = task.train_loader(_in_order)
+        self.interpolation = str(cfg["interpolation_type"])
+        self.loader = adapter.train_loader(_in_order)
+        self._cached: Optional[List[Dict[str, Any]]] = None
 
     @classmethod
     def from_checkpoint(cls, cfg: Mapping[str, Any], phase: str = "search") -> "SupernetEvaluator":
-        task = BlazeFaceTask(cfg)
-        supernet = BlazeFaceSupernet(task.space, cfg)
+        adapter = adapter_for(cfg)
+        supernet = build_supernet(cfg)
         Checkpoint.of(cfg).load_weights(supernet, cfg, phase)
-        return cls(cfg, supernet, task)
+        return cls(cfg, supernet, adapter)
 
-    def calibration_batches(self) -> Iterator[Dict[str, paddle.Tensor]]:
-        batches = epoch_batches(self.loader.batch_sampler, self.seed, 0)
-        seed_everything(self.seed)  # the train transforms' random draws: the same for every subnet
-        for indices in itertools.islice(itertools.cycle(batches), self.calib_batches):
-            yield fetch(self.loader, indices)
+    def calibration_batches(self) -> List[Dict[str, Any]]:
+        """The first `calib_batches` train batches in file order, train transforms seeded by `seed`: the same
+        images for every subnet (kept in memory when they fit CALIBRATION_CACHE_BYTES)."""
+        if self._cached is not None:
+            return self._cached
+        indices = itertools.islice(
+            itertools.cycle(epoch_batches(self.loader.batch_sampler, self.seed, 0)), self.calib_batches
+        )
+        seed_everything(self.seed)  # the train transforms' random draws
+        batches = [self.adapter.fetch(self.loader, index) for index in indices]
+        if sum(_nbytes(b) for b in batches) <= CALIBRATION_CACHE_BYTES:
+            self._cached = batches
+        return batches
 
-    def inherit(self, model: paddle.nn.Layer, structure: Mapping[str, Any]) -> paddle.nn.Layer:
-        """Calibrate the supernet's BN on `structure` and load its sliced weights into `model` (ppdet's BlazeFace)."""
-        self.supernet.set_subnet(structure)
-        calibrate_bn(self.supernet, self.calibration_batches(), self.calib_batches)
-        model.set_state_dict(subnet_state_dict(self.supernet, model))
+    def inherit(self, model: paddle.nn.Layer, subnet: Subnet) -> paddle.nn.Layer:
+        """Calibrate the supernet's BN on `subnet` and load its sliced weights into `model` (its plain model)."""
+        self.supernet.set_subnet(subnet)
+        calibrate_bn(self.supernet, self.adapter, self.calibration_batches(), self.interpolation)
+        model.set_state_dict(subnet_state_dict(self.supernet, model, subnet))
         return model
 
     def evaluate(self, tokens: Sequence[int]) -> float:
-        model = self.task.build(tokens)
-        return self.task.evaluate(self.inherit(model, self.task.decode(tokens)))
+        subnet = self.supernet.space.decode(tokens)
+        model = self.inherit(self.supernet.plain_model(subnet), subnet)
+        return self.adapter.evaluate(model, subnet.image_size)
 
 
 class SupernetTask:
-    """The engine's Task whose reward is the inherited AP (nothing is trained)."""
+    """The engine's Task whose reward is the inherited metric (nothing is trained)."""
 
-    kind = "detection"
-
-    def __init__(self, evaluator: SupernetEvaluator) -> None:
+    def __init__(self, evaluator: SupernetEvaluator, config_path: str) -> None:
         self.evaluator = evaluator
-        self.detection = evaluator.task
-        self.space_name = self.detection.space_name
-        self.space = self.detection.space
-        self.input_shape = self.detection.input_shape
-        self._built: Optional[Tuple[paddle.nn.Layer, Dict[str, Any]]] = None
+        self.supernet = evaluator.supernet
+        self.adapter = evaluator.adapter
+        self.kind = self.adapter.kind
+        self.space = self.supernet.space
+        self.space_name = self.space.name
+        self.input_shape = list(self.space.image_size_list[-1])
+        self.report_module = self.supernet.report_module  # its write_fragment and hints name the exported files
+        self.config_path = config_path
+        self._built: Optional[Tuple[paddle.nn.Layer, Subnet]] = None
 
     def decode(self, tokens: Sequence[int]) -> Dict[str, Any]:
-        return self.detection.decode(tokens)
+        return record_structure(self.supernet, self.space.decode(tokens))
+
+    def measure_shape(self, tokens: Sequence[int]) -> List[int]:
+        """The input a subnet is measured at: its own resolution."""
+        return list(self.space.decode(tokens).image_size)
 
     def build(self, tokens: Sequence[int]) -> paddle.nn.Layer:
-        model = self.detection.build(tokens)
-        self._built = (model, self.decode(tokens))  # run_search evaluates the model it has just built
+        subnet = self.space.decode(tokens)
+        model = self.supernet.plain_model(subnet)
+        self._built = (model, subnet)  # run_search evaluates the model it has just built
         return model
 
     def measurable(self, model: paddle.nn.Layer) -> paddle.nn.Layer:
-        return self.detection.measurable(model)
+        return self.adapter.measurable(model)
 
     def train_and_evaluate(self, model: paddle.nn.Layer, on_iter: Optional[IterCallback] = None) -> float:
         if self._built is None or self._built[0] is not model:
             raise RuntimeError("train_and_evaluate must follow build() of the same model")
-        return self.detection.evaluate(self.evaluator.inherit(model, self._built[1]))
+        subnet = self._built[1]
+        return self.adapter.evaluate(self.evaluator.inherit(model, subnet), subnet.image_size)
 
     def export(self, tokens: Sequence[int], model: paddle.nn.Layer, save_dir: str) -> List[str]:
-        return self.detection.export(tokens, model, save_dir)
+        return self.supernet.export(self.space.decode(tokens), model, save_dir, self.config_path)
 
     def summary(self, tokens: Sequence[int]) -> str:
-        return self.detection.summary(tokens)
+        return self.supernet.summary(self.space.decode(tokens))

@@ -11,9 +11,10 @@ from tqdm import tqdm
 
 from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError
+from ppnas.oneshot.adapters import adapter_class
+from ppnas.oneshot.supernet import build_supernet
 from ppnas.report.figures.distribution import plot_sample_distribution
 from ppnas.report.selection import Window
-from ppnas.tasks.detection import BlazeFaceTask
 
 SAMPLE_FLOPS_PNG = "sample_flops.png"
 SAMPLE_FLOPS_JSON = "sample_flops.json"
@@ -31,14 +32,16 @@ def constraint_meta(constraint: Constraint) -> Dict[str, Any]:
 
 def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = False) -> Dict[str, Any]:
     """Draw `flops_samples` random subnets, measure each as the search does, plot the distribution."""
-    task = BlazeFaceTask(cfg)
+    supernet = build_supernet(cfg)  # random weights: it only builds each subnet's plain model
+    measurable, space = adapter_class(cfg).measurable, supernet.space
     count = int(cfg["flops_samples"])
     if count < 1:
         raise ConfigError(f"flops_samples must be at least 1, got {count}")
     rng = random.Random(int(cfg["seed"]))
 
     def measure(tokens: List[int]) -> Dict[str, Any]:
-        m = constraint.measure(task.measurable(task.build(tokens)), task.input_shape)
+        subnet = space.decode(tokens)
+        m = constraint.measure(measurable(supernet.plain_model(subnet)), subnet.image_size)
         return {
             "tokens": tokens,
             "flops": m.flops,
@@ -48,14 +51,15 @@ def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = F
         }
 
     samples = [
-        measure([rng.randrange(n) for n in task.space.range_table()])
+        measure([rng.randrange(n) for n in space.range_table()])
         for _ in tqdm(range(count), desc="sample_flops", unit="subnet", disable=quiet)
     ]
-    baseline = measure(list(cfg["init_tokens"] or task.space.init_tokens()))
+    baseline = measure(space.init_tokens())
     save_dir = cfg["save_dir"]
     os.makedirs(save_dir, exist_ok=True)
     window = Window.from_meta(constraint_meta(constraint))
-    title = f"{count} random subnets of {task.space_name} at {task.input_shape[-1]} px"
+    sides = sorted({size[-1] for size in space.image_size_list})
+    title = f"{count} random subnets of {space.name} at {'-'.join(map(str, sides[:1] + sides[1:][-1:]))} px"
     png = plot_sample_distribution(samples, baseline, window, title, os.path.join(save_dir, SAMPLE_FLOPS_PNG))
     flops = sorted(s["flops"] for s in samples)
     summary = {

@@ -1,11 +1,12 @@
-"""THE search over a trained supernet (`--phase search`): subnets ranked by inherited AP under the Constraint.
+"""THE search over a trained supernet (`--phase search`): subnets ranked by inherited accuracy under the Constraint.
 
 The engine's candidate loop (ppnas/engine/loop.py) runs it, as it runs SANAS: the sampler of `search_mode`
-(ppnas/samplers/: `random`, `traverse`, or `sanas`, the annealing) draws tokens, the detection task builds
-PaddleDetection's BlazeFace at them, the shared Constraint admits or rejects it BEFORE any evaluation, every
-subnet goes to history.jsonl in the detection search's format and the best is exported (fragment + sliced
+(ppnas/samplers/: `random`, `traverse`, or `sanas`, the annealing) draws tokens, the supernet builds the subnet's
+plain model (PaddleDetection's BlazeFace, PaddleSeg's DeepLabV3P, or the plain copy of a user's supernet), the
+shared Constraint measures it at the subnet's own input size and admits or rejects it BEFORE any evaluation,
+every subnet goes to history.jsonl in the candidate record format and the best is exported (fragment + sliced
 weights), so `tools/report.py` works unchanged. Only the reward differs: `SupernetTask.train_and_evaluate`
-(ppnas/oneshot/evaluate.py) calibrates BN on the subnet and takes AP@0.5 with inherited weights.
+(ppnas/oneshot/evaluate.py) calibrates BN on the subnet and takes the task's metric with inherited weights.
 """
 
 from typing import Any, Mapping, Optional
@@ -17,19 +18,39 @@ from ppnas.engine.runner import run_task
 from ppnas.oneshot.evaluate import SupernetEvaluator, SupernetTask
 
 
+def supernet_task(cfg: Mapping[str, Any], config_path: str, phase: str) -> SupernetTask:
+    return SupernetTask(SupernetEvaluator.from_checkpoint(cfg, phase), config_path)
+
+
+def run_subnet_sampling(
+    task: SupernetTask,
+    cfg: Mapping[str, Any],
+    constraint: Constraint,
+    args: Any,
+    sampler: str,
+    save_dir: str,
+    resume_dir: Optional[str] = None,
+) -> SearchResult:
+    """`subnet_count` subnets of `sampler` inside the constraint's window, into `save_dir`'s history."""
+    options = search_options(
+        cfg,
+        task.config_path,
+        task.kind,
+        args,
+        space_name=task.space_name,
+        init_tokens=task.space.init_tokens(),
+        search_steps=int(cfg["subnet_count"]),
+        save_dir=save_dir,
+        resume_dir=resume_dir,
+        sampler=sampler,
+        traverse_stride=int(cfg["traverse_stride"]),
+    )
+    return run_task(task, options, constraint)
+
+
 def run_supernet_search(
     cfg: Mapping[str, Any], constraint: Constraint, config_path: str, args: Any, resume_dir: Optional[str] = None
 ) -> SearchResult:
     """Rank `subnet_count` subnets inside the Constraint window (resumes with `resume_dir`)."""
-    task = SupernetTask(SupernetEvaluator.from_checkpoint(cfg, "search"))
-    options = search_options(
-        cfg,
-        config_path,
-        task.kind,
-        args,
-        search_steps=int(cfg["subnet_count"]),
-        resume_dir=resume_dir,
-        sampler=cfg["search_mode"],
-        traverse_stride=int(cfg["traverse_stride"]),
-    )
-    return run_task(task, options, constraint)
+    task = supernet_task(cfg, config_path, "search")
+    return run_subnet_sampling(task, cfg, constraint, args, cfg["search_mode"], cfg["save_dir"], resume_dir)

@@ -1,29 +1,27 @@
-"""One subnet of the trained supernet (`--phase evaluate_subnet` / `finetune_subnet`): its measurement, its
-inherited AP, optionally its AP after finetuning, and its export (fragment + weights) under save_dir."""
+"""One subnet of the trained supernet (`--phase evaluate_subnet` / `finetune_subnet`), given as `subnet_settings`
+(United-Perception's shape) or `subnet_tokens`: its measurement at its input size, its inherited accuracy,
+optionally its accuracy after finetuning, and its export under save_dir."""
 
-import copy
 import os
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Sequence
+
+import paddle
+import yaml
 
 from ppnas.constraint import Constraint
 from ppnas.engine.seeding import seed_everything
-from ppnas.oneshot.evaluate import SupernetEvaluator
-from ppnas.oneshot.settings import check_subnet_tokens
-from ppnas.tasks.detection import BlazeFaceTask
+from ppnas.errors import ConfigError
+from ppnas.oneshot.evaluate import SupernetTask
+from ppnas.oneshot.search import supernet_task
+from ppnas.oneshot.settings import load_oneshot_config, subnet_tokens_of
+from ppnas.oneshot.supernet import build_supernet
 
 
-def finetune_config(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """The search config for training one subnet: finetune_iters iterations at finetune_lr_scale x the LR."""
-    out = copy.deepcopy(dict(cfg))
-    out["max_iters"] = int(cfg["finetune_iters"])
-    lr = out.setdefault("LearningRate", {})
-    lr["base_lr"] = float(lr.get("base_lr", 0.01)) * float(cfg["finetune_lr_scale"])
-    return out
-
-
-def measured_subnet(task: BlazeFaceTask, constraint: Constraint, tokens: List[int]) -> Dict[str, Any]:
-    """What the Constraint sees of the subnet, and whether its window admits it."""
-    measurement = constraint.measure(task.measurable(task.build(tokens)), task.input_shape)
+def measured_subnet(
+    task: SupernetTask, constraint: Constraint, tokens: List[int], model: paddle.nn.Layer
+) -> Dict[str, Any]:
+    """What the Constraint sees of the subnet (at its own input size), and whether its window admits it."""
+    measurement = constraint.measure(task.measurable(model), task.measure_shape(tokens))
     return {
         "tokens": tokens,
         "structure": task.decode(tokens),
@@ -34,19 +32,42 @@ def measured_subnet(task: BlazeFaceTask, constraint: Constraint, tokens: List[in
     }
 
 
-def evaluate_subnet(cfg: Mapping[str, Any], constraint: Constraint, finetune: bool) -> Dict[str, Any]:
-    """AP@0.5 of `subnet_tokens` with inherited weights (and after finetuning), exported under save_dir."""
-    evaluator = SupernetEvaluator.from_checkpoint(cfg, "finetune_subnet" if finetune else "evaluate_subnet")
-    task = evaluator.task
-    tokens = check_subnet_tokens(cfg["subnet_tokens"], task.space)
-    model = evaluator.inherit(task.build(tokens), task.decode(tokens))
-    result = {**measured_subnet(task, constraint, tokens), "inherited_ap": task.evaluate(model)}
+def evaluate_subnet(cfg: Mapping[str, Any], constraint: Constraint, config_path: str, finetune: bool) -> Dict[str, Any]:
+    """The subnet's inherited metric (and after finetuning: finetune_iters at finetune_lr_scale x the learning
+    rate), exported into `<save_dir>/subnet_<tokens>[_finetuned]/`."""
+    task = supernet_task(cfg, config_path, "finetune_subnet" if finetune else "evaluate_subnet")
+    tokens = subnet_tokens_of(cfg, task.space)
+    model = task.build(tokens)
+    result = measured_subnet(task, constraint, tokens, model)
+    metric = task.adapter.metric
+    result[f"inherited_{metric}"] = task.train_and_evaluate(model)
     name = "subnet_" + "_".join(map(str, tokens))
     if finetune:
-        tuning = BlazeFaceTask(finetune_config(cfg))
         seed_everything(int(cfg["seed"]))
-        result["finetuned_ap"] = tuning.train_and_evaluate(model)
-        result["finetune_iters"] = tuning.max_iters
+        subnet = task.space.decode(tokens)
+        result[f"finetuned_{metric}"] = task.adapter.finetune(model, subnet.image_size)
+        result["finetune_iters"] = int(cfg["finetune_iters"])
         name += "_finetuned"
     result["exported"] = task.export(tokens, model, os.path.join(cfg["save_dir"], name))
     return result
+
+
+def load_subnet(config_path: str, subnet_path: str, weights: str, overrides: Sequence[str] = ()) -> paddle.nn.Layer:
+    """The plain model a subnet file describes, built by its supernet from the search config, with its weights
+    (every key present, no extra one)."""
+    cfg = load_oneshot_config(config_path, overrides)
+    with open(subnet_path, encoding="utf-8") as f:
+        recorded: Dict[str, Any] = yaml.safe_load(f) or {}
+    if recorded.get("supernet") != cfg["supernet"]:
+        raise ConfigError(
+            f"{subnet_path} is a subnet of {recorded.get('supernet')}, the config's supernet is {cfg['supernet']}"
+        )
+    supernet = build_supernet(cfg)
+    subnet = supernet.space.decode(supernet.space.encode(recorded["subnet_settings"], recorded.get("image_size")))
+    model = supernet.plain_model(subnet)
+    state = paddle.load(weights)
+    missing, extra = sorted(set(model.state_dict()) - set(state)), sorted(set(state) - set(model.state_dict()))
+    if missing or extra:
+        raise ConfigError(f"{weights} does not fit the subnet: missing {missing[:3]}, extra {extra[:3]}")
+    model.set_state_dict(state)
+    return model

@@ -1,264 +1,174 @@
-"""The weight-sharing BlazeFace supernet: BlazeNet at the largest setting of BlazeFaceNasSpace, sliced per subnet.
+"""What a supernet is to the one-shot search, and the registry a user's own supernet plugs into.
 
-Written here, not with PaddleSlim 2.6's OFA layers, because four of OFA's parts are broken for this model
-(see ../shared/notes/ONESHOT.md): SuperBatchNorm2D latches train/eval mode on its first call, `export`
-keeps uncut BN and uncropped kernels, its distillation config raises, and a converted ppdet BlazeNet fails
-at the residual add of a narrow subnet. Here every conv holds its largest weight and a subnet takes the
-first c output (and input) channels and the centre k x k of the kernel; BatchNorm normalises with the
-active slice of its statistics and reads `self.training` on every call, so there is no mode latch.
+A supernet is a Paddle layer built from the dynamic ops and blocks (ppnas/oneshot/dynamic/), registered with
 
-Parameter names are those of PaddleDetection's `BlazeFace` at the largest setting, so a subnet's weights
-are a slice of the same key (see ppnas/oneshot/export.py). With 5x5 in the space, a 3x3 subnet runs the
-centre 3x3 of the 5x5 conv (`...1_dw`) at stride 1 followed by a second 3x3 conv (`...1_dw_2`, its own
-weights) at the block's stride, which is how ppdet's BlazeBlock builds its 3x3 variant.
-The head's convs (ppdet's FaceHead) take the first c input channels; anchors, SSD loss and post-processing
-are ppdet's own objects, built by the detection task's `build_blazeface`.
+    from ppnas.oneshot.supernet import SUPERNETS, Supernet
+
+    @SUPERNETS.register
+    class MySupernet(Supernet):
+        task = "segmentation"                      # whose data, loss, metric and reports it uses
+        @classmethod
+        def default_space(cls, cfg): return {"backbone": {"depth": {...}, "out_channel": {...}}}
+        def __init__(self, space, cfg): super().__init__(space, cfg); ...  # the largest network
+        def apply_settings(self, settings): ...   # set the dynamic blocks' active_* from subnet_settings
+        def forward(self, x): ...                  # the task's forward (segmentation: a list of logits)
+
+and named in the config (`supernet: MySupernet`, with `custom_imports: [my_module]` to import the module that
+registers it; SLIM.BIGNAS_SUPERNET and SLIM.BIGNAS_CUSTOM_IMPORTS in a segmentation config). Training,
+calibration, the search modes, the constraint, history, report, export and every phase then work on it
+unchanged (United-Perception's "plugin mode"). The space is declared the United-Perception way
+(ppnas/oneshot/space.py): the supernet gives the default declaration, a config may narrow or extend it.
+
+A subnet's plain model is, by default, a copy of the supernet with every dynamic op replaced by its plain Paddle
+layer (so `forward` must only call sublayers, as United-Perception's supernets do: settings are set before,
+not read during the call); a supernet of a library model overrides `plain_model` to build that model instead,
+with parameter keys equal to its own (`source_key` maps any that differ), so its weights are slices by key.
 """
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+import importlib
+import sys
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence
 
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
-from paddle import ParamAttr
-from paddle.nn.initializer import KaimingNormal
+import yaml
+from paddleslim.core import Registry
 
 from ppnas.errors import ConfigError
-from ppnas.tasks.detection import build_blazeface
+from ppnas.oneshot.dynamic.convert import plain_copy
+from ppnas.oneshot.space import ElasticSpace, Subnet, merge_declaration, resolve_image_sizes
+from ppnas.oneshot.subnet_file import export_subnet
 
-Structure = Mapping[str, Any]
-BACKBONE_CONV_LR = 0.1  # ppdet's BlazeNet ConvBNLayer: conv weights learn at a tenth of the base rate
-
-
-def max_tokens(space: Any) -> List[int]:
-    """The largest setting: every value list is increasing, so the last index of each token."""
-    return [n - 1 for n in space.range_table()]
-
-
-def min_tokens(space: Any) -> List[int]:
-    return [0] * len(space.range_table())
+SUPERNETS = Registry("supernet")
+# the project's own supernets, imported when named (so a detection search never imports PaddleSeg)
+BUILT_IN = {
+    "BlazeFaceSupernet": "ppnas.oneshot.supernets.blazeface",
+    "DeepLabV3PSupernet": "ppnas.oneshot.supernets.deeplab",
+}
 
 
-class SlicedBatchNorm(nn.BatchNorm2D):
-    """BatchNorm2D at the largest width; a call on c channels uses and updates only the first c statistics.
+class Supernet(nn.Layer):
+    """Base of every registered supernet (see the module docstring)."""
 
-    `calibration` (a list) makes train-mode calls collect (batch mean, biased batch variance) instead of
-    updating the running statistics, for BN calibration (see ppnas/oneshot/algorithm.py).
-    """
+    task: ClassVar[str] = ""  # "detection" | "segmentation" (ppnas/oneshot/adapters/)
+    token_order: ClassVar[str] = "stage"  # "stage" | "dim": how the declaration's positions become tokens
+    report_module: ClassVar[str] = "ppnas.oneshot.subnet_file"  # write_fragment and the report's hints
 
-    def __init__(self, num_features: int) -> None:
-        super().__init__(num_features)
-        self.calibration: Optional[List[Tuple[paddle.Tensor, paddle.Tensor]]] = None
+    @classmethod
+    def default_space(cls, cfg: Mapping[str, Any]) -> Dict[str, Any]:
+        """The United-Perception declaration of the supernet's modules and dimensions."""
+        raise NotImplementedError
 
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        c = x.shape[1]
-        weight, bias = self.weight[:c], self.bias[:c]
-        if not self.training:
-            return F.batch_norm(
-                x, self._mean[:c], self._variance[:c], weight, bias, training=False, epsilon=self._epsilon
-            )
-        if self.calibration is not None:
-            with paddle.no_grad():
-                self.calibration.append((x.mean(axis=[0, 2, 3]), x.var(axis=[0, 2, 3], unbiased=False)))
-        # paddle updates the running statistics it is given in place: give it copies of the active
-        # slice, then write them back next to the untouched inactive channels
-        mean, variance = self._mean[:c].clone(), self._variance[:c].clone()
-        out = F.batch_norm(
-            x, mean, variance, weight, bias, training=True, momentum=self._momentum, epsilon=self._epsilon
-        )
-        if self.calibration is None:
-            self.write_statistics(mean, variance)
-        return out
+    @classmethod
+    def space_name(cls, cfg: Mapping[str, Any]) -> str:
+        """How messages, search_meta.json and the report name the space."""
+        return cls.__name__
 
-    @paddle.no_grad()
-    def write_statistics(self, mean: paddle.Tensor, variance: paddle.Tensor) -> None:
-        c = mean.shape[0]
-        self._mean.set_value(paddle.concat([mean, self._mean[c:]]))
-        self._variance.set_value(paddle.concat([variance, self._variance[c:]]))
+    @classmethod
+    def baseline(cls, cfg: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+        """The reference subnet ({subnet_settings, image_size}) of sample_flops and the annealing's start;
+        None: the largest."""
+        return None
 
+    @classmethod
+    def check_space(cls, space: ElasticSpace) -> None:
+        """Refuse a declaration the network cannot follow (with a ConfigError naming the key)."""
 
-class SlicedConvBN(nn.Layer):
-    """ppdet's ConvBNLayer (conv without bias, BN, activation) at the largest width and kernel."""
-
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel: int, depthwise: bool = False, act: Optional[str] = "relu"
-    ) -> None:
+    def __init__(self, space: ElasticSpace, cfg: Mapping[str, Any]) -> None:
         super().__init__()
-        self.depthwise = depthwise
-        self.act = act
-        self._conv = nn.Conv2D(
-            in_channels,
-            out_channels,
-            kernel_size=kernel,
-            groups=out_channels if depthwise else 1,
-            weight_attr=ParamAttr(learning_rate=BACKBONE_CONV_LR, initializer=KaimingNormal()),
-            bias_attr=False,
-        )
-        self._batch_norm = SlicedBatchNorm(out_channels)
-
-    def forward(self, x: paddle.Tensor, out_channels: int, kernel: int = 1, stride: int = 1) -> paddle.Tensor:
-        weight = self._conv.weight
-        in_slice = 1 if self.depthwise else x.shape[1]
-        offset = (weight.shape[-1] - kernel) // 2
-        weight = weight[:out_channels, :in_slice, offset : offset + kernel, offset : offset + kernel]
-        y = F.conv2d(x, weight, stride=stride, padding=kernel // 2, groups=out_channels if self.depthwise else 1)
-        y = self._batch_norm(y)
-        if self.act == "relu":
-            return F.relu(y)
-        if self.act == "relu6":
-            return F.relu6(y)
-        if self.act == "leaky":
-            return F.leaky_relu(y)
-        if self.act == "hard_swish":
-            return y * F.relu6(y + 3) / 6.0
-        return y
-
-
-def _depthwise(
-    first: SlicedConvBN, second: SlicedConvBN, x: paddle.Tensor, channels: int, use_5x5: bool, stride: int
-) -> paddle.Tensor:
-    """One depthwise position of a BlazeBlock: the 5x5 conv, or the centre 3x3 of it and then the second 3x3."""
-    if use_5x5:
-        return first(x, channels, kernel=5, stride=stride)
-    return second(first(x, channels, kernel=3, stride=1), channels, kernel=3, stride=stride)
-
-
-class SuperBlazeBlock(nn.Layer):
-    """ppdet's BlazeBlock at the largest channels; forward takes the subnet's channels of this block."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        mid: int,
-        double: Optional[int],
-        stride: int,
-        kernel_max: int,
-        act: Optional[str],
-        name: str,
-    ) -> None:
-        super().__init__()
-        self.stride = stride
-        self.double = double is not None
-        first = "_dw" if kernel_max == 5 else "_dw_1"  # ppdet's name of the first conv at the largest kernel
-        self.dw_names = [(f"{name}1{first}", f"{name}1_dw_2")]
-        self.add_sublayer(self.dw_names[0][0], SlicedConvBN(in_channels, in_channels, kernel_max, depthwise=True))
-        self.add_sublayer(self.dw_names[0][1], SlicedConvBN(in_channels, in_channels, 3, depthwise=True))
-        self.conv_pw = SlicedConvBN(in_channels, mid, 1, act=act if self.double else None)
-        if self.double:
-            self.dw_names.append((f"{name}2{first}", f"{name}2_dw_2"))
-            self.add_sublayer(self.dw_names[1][0], SlicedConvBN(mid, mid, kernel_max, depthwise=True))
-            self.add_sublayer(self.dw_names[1][1], SlicedConvBN(mid, mid, 3, depthwise=True))
-            self.conv_pw2 = SlicedConvBN(mid, double, 1)
-        self.shortcut_name = f"{name}_shortcut_conv"
-        if stride != 1:
-            self.add_sublayer(self.shortcut_name, SlicedConvBN(in_channels, double or mid, 1))
-
-    def _dw(self, position: int, x: paddle.Tensor, channels: int, use_5x5: bool, stride: int) -> paddle.Tensor:
-        first, second = (getattr(self, n) for n in self.dw_names[position])
-        return _depthwise(first, second, x, channels, use_5x5, stride)
-
-    def forward(self, x: paddle.Tensor, filters: Sequence[int], use_5x5: bool) -> paddle.Tensor:
-        # filters as in the space: [in (= the depthwise channels), mid] or [in, mid, double]
-        channels, out = filters[0], filters[1]
-        y = self._dw(0, x, channels, use_5x5, self.stride)
-        y = self.conv_pw(y, out)
-        if self.double:
-            y = self._dw(1, y, out, use_5x5, 1)
-            out = filters[2]
-            y = self.conv_pw2(y, out)
-        if self.stride != 1:
-            x = F.max_pool2d(x, kernel_size=self.stride, stride=self.stride, ceil_mode=True)
-            x = getattr(self, self.shortcut_name)(x, out)
-        return F.relu(paddle.add(x, y))
-
-
-def _block_filters(structure: Structure) -> List[List[int]]:
-    """Each block's [dw channels, mid, (double)] in order, blaze blocks then double blocks."""
-    out = [[b[0], b[1]] for b in structure["blaze_filters"]]
-    return out + [[d[0], d[1], d[2]] for d in structure["double_blaze_filters"]]
-
-
-class SuperBlazeNet(nn.Layer):
-    """BlazeNet at the largest structure; forward(image, structure) runs that subnet."""
-
-    def __init__(self, largest: Structure, kernel_max: int, act: Optional[str]) -> None:
-        super().__init__()
-        first = largest["blaze_filters"][0][0]
-        self.conv1 = SlicedConvBN(3, first, 3)
-        self.blocks: List[SuperBlazeBlock] = []
-        in_channels = first
-        specs = [("blaze", b[0], b[1], None, b[2] if len(b) == 3 else 1) for b in largest["blaze_filters"]]
-        specs += [
-            ("double_blaze", d[0], d[1], d[2], d[3] if len(d) == 4 else 1) for d in largest["double_blaze_filters"]
-        ]
-        counts: Dict[str, int] = {}
-        for kind, channels, mid, double, stride in specs:
-            if channels != in_channels:
-                raise ConfigError(f"the supernet needs depthwise blocks (channels {channels} != input {in_channels})")
-            index = counts[kind] = counts.get(kind, -1) + 1
-            name = f"{kind}_{index}"
-            block = SuperBlazeBlock(in_channels, mid, double, stride, kernel_max, act, name)
-            self.blocks.append(self.add_sublayer(name, block))
-            in_channels = double or mid
-
-    def forward(self, image: paddle.Tensor, structure: Structure) -> List[paddle.Tensor]:
-        use_5x5 = bool(structure.get("use_5x5kernel", False))
-        y = self.conv1(image, structure["blaze_filters"][0][0], kernel=3, stride=2)
-        outs = []
-        for block, filters in zip(self.blocks, _block_filters(structure)):
-            y = block(y, filters, use_5x5)
-            outs.append(y)
-        return [outs[-4], outs[-1]]
-
-
-class BlazeFaceSupernet(nn.Layer):
-    """BlazeNet + BlazeNeck + FaceHead sharing weights over BlazeFaceNasSpace.
-
-    Behaves as ppdet's BlazeFace for the active subnet (`set_subnet`): `model(data)` gives {'loss'} in
-    train mode and {'bbox', 'bbox_num'} in eval mode, so the detection task's evaluation runs on it.
-    """
-
-    def __init__(self, space: Any, model_cfg: Optional[Mapping[str, Any]] = None) -> None:
-        super().__init__()
-        cfg = dict(model_cfg or {})
-        neck_type = str((cfg.get("BlazeNeck") or {}).get("neck_type", "None"))
-        if neck_type != "None":
-            raise ConfigError(f"the supernet supports BlazeNeck.neck_type None only (no neck weights), got {neck_type}")
         self.space = space
-        self.kernel_max = max(space.kernel_choices)
-        self.largest = dict(space.decode(max_tokens(space)))
-        act = (cfg.get("BlazeNet") or {}).get("act", "relu")
-        self.backbone = SuperBlazeNet(self.largest, self.kernel_max, act)
-        reference = build_blazeface(self.largest, cfg)  # ppdet's neck, head, anchors, loss, post-process
-        self.neck = reference.neck
-        self.blaze_head = reference.blaze_head
-        self.post_process = reference.post_process
-        self.active: Dict[str, Any] = dict(self.largest)
+        self.subnet = space.decode(space.max_tokens())
 
-    def set_subnet(self, structure: Structure) -> None:
-        self.active = dict(structure)
+    def apply_settings(self, settings: Mapping[str, Any]) -> None:
+        """Set the dynamic blocks' active settings from United-Perception's subnet_settings."""
+        raise NotImplementedError
 
-    def head_outputs(self, image: paddle.Tensor) -> Tuple[List[paddle.Tensor], List[paddle.Tensor], Any]:
-        """FaceHead's box and score predictions (per feature map) and its anchors, for the active subnet."""
-        feats = self.neck(self.backbone(image, self.active))
-        head = self.blaze_head
-        boxes, scores = [], []
-        for feat, box_conv, score_conv in zip(feats, head.box_convs, head.score_convs):
-            c = feat.shape[1]
-            box = F.conv2d(feat, box_conv.weight[:, :c], box_conv.bias, padding=box_conv._padding)
-            score = F.conv2d(feat, score_conv.weight[:, :c], score_conv.bias, padding=score_conv._padding)
-            boxes.append(paddle.reshape(paddle.transpose(box, [0, 2, 3, 1]), [0, -1, 4]))
-            scores.append(paddle.reshape(paddle.transpose(score, [0, 2, 3, 1]), [0, -1, head.num_classes]))
-        return boxes, scores, head.anchor_generator(feats, image)
+    def set_subnet(self, subnet: Subnet) -> None:
+        self.subnet = subnet
+        self.apply_settings(subnet.settings)
 
-    def ssd_loss(
-        self, data: Mapping[str, Any], boxes: List[paddle.Tensor], scores: List[paddle.Tensor], anchors: Any
-    ) -> paddle.Tensor:
-        return self.blaze_head.get_loss(boxes, scores, data["gt_bbox"], data["gt_class"], anchors)
+    def structure(self, subnet: Subnet) -> Dict[str, Any]:
+        """What the history records of a subnet besides its settings (a library supernet: its model's config)."""
+        return {}
 
-    def forward(self, data: Mapping[str, Any]) -> Dict[str, paddle.Tensor]:
-        boxes, scores, anchors = self.head_outputs(data["image"])
-        if self.training:
-            return {"loss": self.ssd_loss(data, boxes, scores, anchors)}
-        bbox, bbox_num = self.post_process((boxes, scores), anchors, data["im_shape"], data["scale_factor"])
-        return {"bbox": bbox, "bbox_num": bbox_num}
+    def summary(self, subnet: Subnet) -> str:
+        """The subnet as the search prints it at its end."""
+        return yaml.safe_dump(subnet.to_dict(), default_flow_style=None, sort_keys=False).rstrip()
+
+    def source_key(self, key: str, subnet: Subnet) -> str:
+        """The supernet's key of the plain model's parameter `key`."""
+        return key
+
+    def plain_model(self, subnet: Subnet) -> nn.Layer:
+        """A model of the subnet with plain Paddle layers (weights are filled by slicing, see export.py)."""
+        self.set_subnet(subnet)
+        training = self.training
+        self.eval()
+        with paddle.no_grad():  # one call records every op's input width; eval mode leaves BN statistics alone
+            self(paddle.zeros(subnet.image_size))
+        self.train(training)
+        return plain_copy(self)
+
+    def export(self, subnet: Subnet, model: nn.Layer, save_dir: str, config_path: str) -> List[str]:
+        """The files that rebuild the subnet: by default its subnet file and weights (ppnas/oneshot/subnet_file.py)."""
+        return export_subnet(record_structure(self, subnet), model, save_dir)
+
+
+def record_structure(supernet: Supernet, subnet: Subnet) -> Dict[str, Any]:
+    """A subnet as history.jsonl records it: the supernet's structure, its name, settings and image size."""
+    return {**supernet.structure(subnet), "supernet": type(supernet).__name__, **subnet.to_dict()}
+
+
+def import_custom(modules: Optional[Sequence[str]], config_dir: str) -> None:
+    """Import the modules that register a user's supernets (mmengine's `custom_imports`); a module next to the
+    config is found too."""
+    if not modules:
+        return
+    if isinstance(modules, str):
+        modules = [modules]
+    sys.path.insert(0, config_dir)
+    try:
+        for name in modules:
+            try:
+                importlib.import_module(str(name))
+            except ImportError as err:
+                raise ConfigError(
+                    f"custom_imports: cannot import {name!r} ({err}); give a module importable from PYTHONPATH or "
+                    f"a module file in the config's folder {config_dir}"
+                ) from None
+    finally:
+        sys.path.remove(config_dir)
+
+
+def supernet_class(name: str) -> type:
+    """The registered supernet `name` (a built-in one is imported on first use)."""
+    if SUPERNETS.get(name) is None and name in BUILT_IN:
+        importlib.import_module(BUILT_IN[name])
+    cls = SUPERNETS.get(name)
+    if cls is None:
+        known = sorted(set(SUPERNETS.module_dict) | set(BUILT_IN))
+        raise ConfigError(
+            f"unknown supernet '{name}'; registered supernets: {', '.join(known)} (a module of your own that "
+            f"registers one goes in custom_imports)"
+        )
+    return cls
+
+
+def build_space(cls: type, cfg: Mapping[str, Any]) -> ElasticSpace:
+    """The supernet's default declaration with the config's `space` and `image_size_list` applied, checked."""
+    declaration = merge_declaration(cls.default_space(cfg), cfg.get("space"), "space")
+    sizes = resolve_image_sizes(cfg.get("image_size_list"), cfg["input_shape"])
+    space = ElasticSpace(declaration, sizes, cls.token_order, cls.baseline(cfg), cls.space_name(cfg))
+    cls.check_space(space)
+    return space
+
+
+def build_supernet(cfg: Mapping[str, Any]) -> Supernet:
+    """The config's supernet at its largest setting (random weights: load a checkpoint into it)."""
+    cls = supernet_class(cfg["supernet"])
+    return cls(build_space(cls, cfg), cfg)
+
+
+def supernet_space(cfg: Mapping[str, Any]) -> ElasticSpace:
+    """The config's space without building the network (sample_flops, checks)."""
+    return build_space(supernet_class(cfg["supernet"]), cfg)

@@ -1,46 +1,54 @@
-"""THE supernet training loop (`--phase train_supnet`): sandwich steps, checkpoints, resume.
+"""THE supernet training loop (`--phase train_supnet`) of any registered supernet: sandwich steps, checkpoints,
+resume.
 
   for iteration in range(start, max_iters):
-      seed everything with (seed, iteration)           the batch's transforms and the sampled subnets
+      seed everything with (seed, iteration)           the batch's transforms, the sampled subnets and sizes
       data = batch `iteration % len` of epoch `iteration // len` (the epoch's order is seeded too)
       sandwich_step(...)                                max / random / random / min, one optimizer step
       every checkpoint_every iterations and at the end: supernet + optimizer + state, atomically
 
 Because everything an iteration draws is seeded by its number, `-r` restarts from the last checkpoint and
-gives the same weights as a run that was never killed. Batches are read in this thread (ppdet's sample and
-batch transforms, called directly): paddle's DataLoader prefetches in a thread of its own, whose draws from
-the global RNGs would not follow the per-iteration seeds.
+gives the same weights as a run that was never killed. Batches are read in this thread (the task's transforms,
+called directly): paddle's DataLoader prefetches in a thread of its own, whose draws from the global RNGs would
+not follow the per-iteration seeds.
 """
 
 import random
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
-import paddle
 
 from ppnas import parallel
 from ppnas.engine.seeding import seed_everything
 from ppnas.interrupts import resume_hint
 from ppnas.observers import Progress, ScalarLog, scalar_log_dir
-from ppnas.oneshot.algorithm import sandwich_step
-from ppnas.oneshot.checkpoint import Checkpoint
-from ppnas.oneshot.supernet import BlazeFaceSupernet
+from ppnas.oneshot.adapters import adapter_for
+from ppnas.oneshot.algorithm import Sandwich, sandwich_step
+from ppnas.oneshot.checkpoint import Checkpoint, trained_for
+from ppnas.oneshot.space import ElasticSpace
+from ppnas.oneshot.supernet import build_supernet
 from ppnas.storage import refuse_existing
-from ppnas.tasks.detection import BlazeFaceTask
 
 
-def _state(cfg: Mapping[str, Any], iteration: int, train_seconds: float) -> Dict[str, Any]:
+def _state(cfg: Mapping[str, Any], space: ElasticSpace, iteration: int, train_seconds: float) -> Dict[str, Any]:
     return {
         "iteration": iteration,
         "train_seconds": train_seconds,  # wall time of training so far, over every resumed run
         "max_iters": int(cfg["max_iters"]),
-        "search_space": cfg["search_space"],
-        "kernel_choices": list(cfg["kernel_choices"]),
-        "input_size": cfg["input_size"],
+        **trained_for(cfg, space),
         "sample_strategy": list(cfg["sample_strategy"]),
         "time": time.time(),
     }
+
+
+def sandwich_rule(cfg: Mapping[str, Any]) -> Sandwich:
+    return Sandwich(
+        strategy=cfg["sample_strategy"],
+        distill_weight=float(cfg["distill_weight"]),
+        interpolation=str(cfg["interpolation_type"]),
+        share_interpolation=bool(cfg["share_interpolation"]),
+    )
 
 
 def epoch_batches(sampler: Any, seed: int, epoch: int) -> List[List[int]]:
@@ -49,12 +57,6 @@ def epoch_batches(sampler: Any, seed: int, epoch: int) -> List[List[int]]:
         sampler.set_epoch(seed + epoch)
     np.random.seed((seed + epoch) % 2**32)  # paddle's RandomSampler permutes with the global numpy RNG
     return [list(b) for b in sampler]
-
-
-def fetch(loader: paddle.io.DataLoader, indices: Sequence[int]) -> Dict[str, paddle.Tensor]:
-    """One batch through the loader's ppdet transforms, in this thread."""
-    batch = loader.collate_fn([loader.dataset[i] for i in indices])
-    return {k: paddle.to_tensor(np.asarray(v)) for k, v in batch.items()}
 
 
 def seed_iteration(seed: int, iteration: int) -> random.Random:
@@ -76,14 +78,14 @@ def train_supernet(
 
 
 def _train(cfg: Mapping[str, Any], resume: bool, quiet: bool, use_vdl: bool, vdl_log_dir: Optional[str]) -> str:
-    task = BlazeFaceTask(cfg)
-    strategy, distill_weight, seed = cfg["sample_strategy"], float(cfg["distill_weight"]), int(cfg["seed"])
+    adapter = adapter_for(cfg)
+    rule, seed = sandwich_rule(cfg), int(cfg["seed"])
     max_iters, every = int(cfg["max_iters"]), max(1, int(cfg["checkpoint_every"]))
     seed_everything(seed)  # the initial weights
-    supernet = BlazeFaceSupernet(task.space, cfg)
-    loader = task.train_loader(parallel.shard_sampler)
+    supernet = build_supernet(cfg)
+    loader = adapter.train_loader(parallel.shard_sampler)
     model = parallel.wrap(supernet)
-    optimizer = task.optimizer(supernet, len(loader))
+    optimizer = adapter.optimizer(supernet, len(loader))
     checkpoint = Checkpoint.of(cfg)
     state = checkpoint.state()
     start, seconds_before, run_start = 0, 0.0, time.time()
@@ -104,7 +106,7 @@ def _train(cfg: Mapping[str, Any], resume: bool, quiet: bool, use_vdl: bool, vdl
         if position == 0 or not batches:
             batches = epoch_batches(loader.batch_sampler, seed, epoch)
         rng = seed_iteration(seed, iteration)
-        result = sandwich_step(model, fetch(loader, batches[position]), optimizer, strategy, rng, distill_weight)
+        result = sandwich_step(model, adapter, adapter.fetch(loader, batches[position]), optimizer, rule, rng)
         losses = {kind: result.mean(kind) for kind in result.losses}
         bar.update(1, **{kind: f"{value:.3f}" for kind, value in losses.items()})
         if scalars is not None and parallel.is_main():
@@ -114,7 +116,9 @@ def _train(cfg: Mapping[str, Any], resume: bool, quiet: bool, use_vdl: bool, vdl
             )
         done = iteration + 1
         if parallel.is_main() and (done % every == 0 or done == max_iters):
-            checkpoint.save(supernet, optimizer, _state(cfg, done, seconds_before + time.time() - run_start))
+            checkpoint.save(
+                supernet, optimizer, _state(cfg, supernet.space, done, seconds_before + time.time() - run_start)
+            )
     bar.close()
     if scalars is not None:
         scalars.close()

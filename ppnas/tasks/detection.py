@@ -171,6 +171,16 @@ def write_full_config(fragment: str) -> str:
     return path
 
 
+def export_model(structure: Mapping[str, Any], model: paddle.nn.Layer, save_dir: str) -> List[str]:
+    """`<save_dir>/blazeface_nas.yml` (+ its complete config) and the model's weights."""
+    os.makedirs(save_dir, exist_ok=True)
+    fragment = os.path.join(save_dir, FRAGMENT_FILE)
+    weights = os.path.join(save_dir, WEIGHTS_FILE)
+    write_fragment(structure, fragment)
+    paddle.save(model.state_dict(), weights)
+    return [fragment, full_config_path(fragment), weights]
+
+
 def structure_block(structure: Mapping[str, Any]) -> str:
     """The block the original example printed at the end of a search."""
     return "\n".join(
@@ -313,12 +323,7 @@ class BlazeFaceTask:
         return self.evaluate(model)
 
     def export(self, tokens: Sequence[int], model: BlazeFace, save_dir: str) -> List[str]:
-        os.makedirs(save_dir, exist_ok=True)
-        fragment = os.path.join(save_dir, FRAGMENT_FILE)
-        weights = os.path.join(save_dir, WEIGHTS_FILE)
-        write_fragment(self.decode(tokens), fragment)
-        paddle.save(model.state_dict(), weights)
-        return [fragment, full_config_path(fragment), weights]
+        return export_model(self.decode(tokens), model, save_dir)
 
     def summary(self, tokens: Sequence[int]) -> str:
         return structure_block(self.decode(tokens))

@@ -75,6 +75,27 @@ def write_fragment(structure: Mapping[str, Any], path: str, base_model: Optional
         yaml.safe_dump({"model": model_block(structure, base_model)}, f, default_flow_style=None, sort_keys=False)
 
 
+def export_model(
+    structure: Mapping[str, Any], model: paddle.nn.Layer, save_dir: str, base_model: Optional[Mapping[str, Any]]
+) -> List[str]:
+    """`<save_dir>/best_model/`: the PaddleSeg fragment of `structure` and the model's weights."""
+    folder = os.path.join(save_dir, BEST_DIR)
+    os.makedirs(folder, exist_ok=True)
+    fragment = os.path.join(folder, FRAGMENT_FILE)
+    weights = os.path.join(folder, WEIGHTS_FILE)
+    write_fragment(structure, fragment, base_model)
+    paddle.save(model.state_dict(), weights)
+    return [fragment, weights]
+
+
+def config_for_model(dic: Mapping[str, Any], model: paddle.nn.Layer) -> Any:
+    """A PaddleSeg Config of `dic` that trains `model`: its loss, optimizer and schedule over `model`'s
+    parameters (PaddleSeg builds the optimizer over `Config.model`, which it caches in `_model`)."""
+    cfg = paddleseg_config(dic)
+    cfg._model = model
+    return cfg
+
+
 def structure_block(structure: Mapping[str, Any]) -> str:
     """The decoded backbone, one line per block, as printed at the end of a search."""
     lines = ["------------->>> MobileNetV2SpaceSeg structure start: <<<----------------"]
@@ -143,19 +164,28 @@ class DeepLabTask:
     def decode(self, tokens: Sequence[int]) -> Dict[str, Any]:
         return self.arch(tokens).to_dict()
 
-    def candidate_config(self, structure: Mapping[str, Any], total_iters: Optional[int] = None) -> Dict[str, Any]:
+    def candidate_config(
+        self, structure: Optional[Mapping[str, Any]], total_iters: Optional[int] = None
+    ) -> Dict[str, Any]:
         """The search config with the candidate's model (and `iters` set for the lr schedule)."""
         dic = copy.deepcopy(self.seg.paddleseg)
         dic.pop("epochs", None)
-        dic["model"] = model_block(structure, dic.get("model"))
+        if structure is not None:
+            dic["model"] = model_block(structure, dic.get("model"))
         if total_iters is not None:
             dic["iters"] = total_iters
         return dic
 
-    def build(self, tokens: Sequence[int]) -> paddle.nn.Layer:
+    def total_iters(self) -> int:
+        """The candidate training's iterations (its learning-rate schedule's length)."""
         batch_size = int(self.seg.paddleseg.get("batch_size", 1))
-        _, total = iters_for(self.seg.paddleseg, len(self.train_dataset) // batch_size)
-        cfg = paddleseg_config(self.candidate_config(self.decode(tokens), total))
+        return iters_for(self.seg.paddleseg, len(self.train_dataset) // batch_size)[1]
+
+    def build(self, tokens: Sequence[int]) -> paddle.nn.Layer:
+        return self.build_structure(self.decode(tokens))
+
+    def build_structure(self, structure: Mapping[str, Any]) -> paddle.nn.Layer:
+        cfg = paddleseg_config(self.candidate_config(structure, self.total_iters()))
         model = cfg.model
         self._built = (model, cfg)
         return model
@@ -164,9 +194,12 @@ class DeepLabTask:
         return model
 
     def train_and_evaluate(self, model: paddle.nn.Layer, on_iter: Optional[IterCallback] = None) -> float:
-        if self._built is None or self._built[0] is not model:
-            raise ValueError("train_and_evaluate takes the model the last build() returned")
-        cfg = self._built[1]
+        """Train `model` (the last built one, or any model of this task: the one-shot search's finetuning) with
+        the config's loss, optimizer and schedule; the best mIoU of the evaluated epochs."""
+        if self._built is not None and self._built[0] is model:
+            cfg = self._built[1]
+        else:
+            cfg = config_for_model(self.candidate_config(structure=None, total_iters=self.total_iters()), model)
         batch_size = cfg.batch_size
         # batch_size is per rank, as in PaddleSeg: with N ranks a step trains on N * batch_size images
         sampler = parallel.shard_sampler(self.train_dataset, batch_size, shuffle=True, drop_last=True)
@@ -238,13 +271,7 @@ class DeepLabTask:
         return float(miou)
 
     def export(self, tokens: Sequence[int], model: paddle.nn.Layer, save_dir: str) -> List[str]:
-        folder = os.path.join(save_dir, BEST_DIR)
-        os.makedirs(folder, exist_ok=True)
-        fragment = os.path.join(folder, FRAGMENT_FILE)
-        weights = os.path.join(folder, WEIGHTS_FILE)
-        write_fragment(self.decode(tokens), fragment, self.seg.paddleseg.get("model"))
-        paddle.save(model.state_dict(), weights)
-        return [fragment, weights]
+        return export_model(self.decode(tokens), model, save_dir, self.seg.paddleseg.get("model"))
 
     def summary(self, tokens: Sequence[int]) -> str:
         return structure_block(self.decode(tokens))

@@ -24,6 +24,7 @@ from ppnas.config import CONFIG_DIR_KEY, resolve_path
 from ppnas.constraint import Constraint
 from ppnas.demo import demo_command
 from ppnas.errors import ConfigError, DataError
+from ppnas.oneshot.keys import slim_defaults, slim_types
 
 SLIM_KEY = "SLIM"
 SLIM_DEFAULTS: Dict[str, Any] = {
@@ -41,6 +42,7 @@ SLIM_DEFAULTS: Dict[str, Any] = {
     "NAS_CONSTRAINT_MIN": None,
     "NAS_CONSTRAINT_TABLE": None,
     "NAS_CONSTRAINT_MISSING": "error",
+    **slim_defaults(),  # SLIM.BIGNAS_*: the one-shot search's keys (tools/bignas.py; ppnas/oneshot/keys.py)
 }
 # Top-level keys PaddleSeg (or the search) reads that a config may leave out but an override may set.
 OPTIONAL_KEYS = ("batch_size", "iters", "epochs")
@@ -61,6 +63,7 @@ _SLIM_TYPES: Dict[str, Tuple[type, ...]] = {
     "NAS_CONSTRAINT_MIN": (int, float, type(None)),
     "NAS_CONSTRAINT_TABLE": (str, type(None)),
     "NAS_CONSTRAINT_MISSING": (str,),
+    **slim_types(),
 }
 
 
