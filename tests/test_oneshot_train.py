@@ -11,33 +11,35 @@ from oneshot_helpers import write_bignas_config
 
 from ppnas import parallel
 from ppnas.errors import ConfigError
-from ppnas.oneshot.algorithm import check_strategy, distill_loss, sandwich_step
+from ppnas.oneshot.adapters import adapter_for
+from ppnas.oneshot.adapters.detection import distill_loss
+from ppnas.oneshot.algorithm import Sandwich, check_strategy, sandwich_step
 from ppnas.oneshot.checkpoint import WEIGHTS, Checkpoint
 from ppnas.oneshot.settings import load_oneshot_config
-from ppnas.oneshot.supernet import BlazeFaceSupernet, max_tokens, min_tokens
-from ppnas.oneshot.train import fetch, train_supernet
-from ppnas.tasks.detection import BlazeFaceTask
+from ppnas.oneshot.supernet import build_supernet
+from ppnas.oneshot.train import train_supernet
 
 
 @pytest.fixture()
 def setup(tmp_path, tiny_wider):
     cfg = load_oneshot_config(str(write_bignas_config(tmp_path, tiny_wider)))
-    task = BlazeFaceTask(cfg)
+    adapter = adapter_for(cfg)
     paddle.seed(0)
-    supernet = BlazeFaceSupernet(task.space, cfg)
-    loader = task.train_loader(parallel.shard_sampler)
-    data = fetch(loader, list(range(4)))
-    return cfg, task, supernet, loader, data
+    supernet = build_supernet(cfg)
+    loader = adapter.train_loader(parallel.shard_sampler)
+    data = adapter.fetch(loader, list(range(4)))
+    return cfg, adapter, supernet, loader, data
 
 
 def test_sandwich_order_and_one_optimizer_step(setup):
-    cfg, task, supernet, loader, data = setup
-    optimizer = task.optimizer(supernet, len(loader))
+    cfg, adapter, supernet, loader, data = setup
+    optimizer = adapter.optimizer(supernet, len(loader))
     lr_step = optimizer._learning_rate.last_epoch
     weight = supernet.backbone.conv1._conv.weight.numpy().copy()
-    result = sandwich_step(supernet, data, optimizer, ["max", "random", "random", "min"], random.Random(0), 1.0)
-    space = task.space
-    assert result.tokens[0] == max_tokens(space) and result.tokens[-1] == min_tokens(space)
+    rule = Sandwich(["max", "random", "random", "min"], 1.0)
+    result = sandwich_step(supernet, adapter, data, optimizer, rule, random.Random(0))
+    space = supernet.space
+    assert result.tokens[0] == space.max_tokens() and result.tokens[-1] == space.min_tokens()
     assert all(0 <= t < n for tokens in result.tokens[1:3] for t, n in zip(tokens, space.range_table()))
     assert result.tokens[1] != result.tokens[2]
     assert list(result.losses) == ["max", "random", "min"] and len(result.losses["random"]) == 2
@@ -47,19 +49,20 @@ def test_sandwich_order_and_one_optimizer_step(setup):
 
 
 def test_distillation_adds_the_teacher_term_and_zero_turns_it_off(setup):
-    cfg, task, supernet, loader, data = setup
+    cfg, adapter, supernet, loader, data = setup
     state = {k: v.numpy().copy() for k, v in supernet.state_dict().items()}
     losses = {}
     for weight in (0.0, 2.0):
         supernet.set_state_dict(state)
         optimizer = paddle.optimizer.SGD(learning_rate=0.0, parameters=supernet.parameters())
-        losses[weight] = sandwich_step(supernet, data, optimizer, ["max", "min"], random.Random(0), weight).losses
+        rule = Sandwich(["max", "min"], weight)
+        losses[weight] = sandwich_step(supernet, adapter, data, optimizer, rule, random.Random(0)).losses
     assert losses[0.0]["max"] == pytest.approx(losses[2.0]["max"], rel=1e-6)  # the teacher learns from labels only
     supernet.set_state_dict(state)
     supernet.train()
     outs = []
-    for tokens in (max_tokens(task.space), min_tokens(task.space)):
-        supernet.set_subnet(task.space.decode(tokens))
+    for tokens in (supernet.space.max_tokens(), supernet.space.min_tokens()):
+        supernet.set_subnet(supernet.space.decode(tokens))
         boxes, scores, _ = supernet.head_outputs(data["image"])
         outs.append((paddle.concat(boxes, axis=1), paddle.concat(scores, axis=1)))
     kd = float(distill_loss(outs[1], tuple(o.detach() for o in outs[0])))
@@ -77,9 +80,10 @@ def test_strategy_checks():
 
 
 def test_resume_from_the_last_checkpoint_gives_the_uninterrupted_weights(tmp_path, tiny_wider):
-    straight = load_oneshot_config(str(write_bignas_config(tmp_path / "a", tiny_wider, max_iters=3, checkpoint_every=2)))
+    keys = dict(max_iters=3, checkpoint_every=2)
+    straight = load_oneshot_config(str(write_bignas_config(tmp_path / "a", tiny_wider, **keys)))
     train_supernet(straight, quiet=True)
-    killed = load_oneshot_config(str(write_bignas_config(tmp_path / "b", tiny_wider, max_iters=3, checkpoint_every=2)))
+    killed = load_oneshot_config(str(write_bignas_config(tmp_path / "b", tiny_wider, **keys)))
     killed["max_iters"] = 2  # stands for a run killed after its checkpoint at iteration 2
     train_supernet(killed, quiet=True)
     assert Checkpoint.of(killed).state()["iteration"] == 2
@@ -99,6 +103,6 @@ def test_a_checkpoint_of_another_kernel_choice_is_refused(tmp_path, tiny_wider):
     cfg = load_oneshot_config(str(write_bignas_config(tmp_path, tiny_wider, max_iters=1)))
     train_supernet(cfg, quiet=True)
     other = load_oneshot_config(str(write_bignas_config(tmp_path, tiny_wider, kernel_choices=[3, 5])))
-    supernet = BlazeFaceSupernet(BlazeFaceTask(other).space, other)
+    supernet = build_supernet(other)
     with pytest.raises(ConfigError, match=r"trained with kernel_choices \[3\], this config has \[3, 5\]"):
         Checkpoint.of(other).load_weights(supernet, other, "search")

@@ -32,11 +32,21 @@ def _detection(path: str, overrides: Sequence[str]) -> Dict[str, Any]:
     return {**cfg, "task": "detection", "input_shape": [1, 3, side, side]}
 
 
+def _slim_spelling(overrides: Sequence[str]) -> List[str]:
+    """`-o subnet_count=40` on a segmentation config is `SLIM.BIGNAS_SUBNET_COUNT=40`: one spelling serves both
+    kinds of config on the command line (and in the report's commands)."""
+    out = []
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        out.append(f"SLIM.{slim_key(key)}={value}" if sep and key in {**ONESHOT_KEYS, **SEG_ONLY_KEYS} else item)
+    return out
+
+
 def _segmentation(path: str, overrides: Sequence[str]) -> Dict[str, Any]:
     from ppnas.tasks.segmentation import crop_input_shape
     from ppnas.tasks.segmentation_config import load_seg_config
 
-    seg = load_seg_config(path, override_pairs(overrides, example="SLIM.BIGNAS_SUBNET_COUNT=40"))
+    seg = load_seg_config(path, override_pairs(_slim_spelling(overrides), example="SLIM.BIGNAS_SUBNET_COUNT=40"))
     slim = seg.slim
     cfg = {**copy.deepcopy(SEARCH_DEFAULTS), **{k: slim[slim_key(k)] for k in {**ONESHOT_KEYS, **SEG_ONLY_KEYS}}}
     cfg.update(
@@ -117,18 +127,25 @@ def check_subnet_tokens(value: Any, space: ElasticSpace) -> List[int]:
     return tokens
 
 
-def _settings_file(value: str, cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    path = value if os.path.isabs(value) else os.path.join(os.getcwd(), value)
-    if not os.path.isfile(path):
-        raise ConfigError(f"subnet_settings: {value} is neither a mapping nor a file holding one")
-    with open(path, encoding="utf-8") as f:
+def _given_settings(value: Any) -> Dict[str, Any]:
+    """subnet_settings as {subnet_settings, image_size}: from a mapping of modules (image_size beside them), its
+    YAML text (a segmentation config's -o keeps it as text), or a file (as the search exports a subnet)."""
+    if isinstance(value, str):
+        path = value if os.path.isabs(value) else os.path.join(os.getcwd(), value)
         try:
-            loaded = yaml.safe_load(f) or {}
+            if os.path.isfile(path):
+                with open(path, encoding="utf-8") as f:
+                    value = yaml.safe_load(f)
+            else:
+                value = yaml.safe_load(value)
         except yaml.YAMLError as err:
-            raise ConfigError(f"subnet_settings: {path} is not valid YAML ({err})") from None
-    if not isinstance(loaded, Mapping) or "subnet_settings" not in loaded:
-        raise ConfigError(f"subnet_settings: {path} has no subnet_settings mapping (write it as the search exports it)")
-    return dict(loaded)
+            raise ConfigError(f"subnet_settings: {value!r} is not valid YAML ({err})") from None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"subnet_settings must map modules to their settings (or name a file of them), got {value!r}")
+    if "subnet_settings" in value:
+        return dict(value)
+    modules = dict(value)
+    return {"subnet_settings": modules, "image_size": modules.pop("image_size", None)}
 
 
 def subnet_tokens_of(cfg: Mapping[str, Any], space: ElasticSpace) -> List[int]:
@@ -136,13 +153,8 @@ def subnet_tokens_of(cfg: Mapping[str, Any], space: ElasticSpace) -> List[int]:
     `subnet_settings` and `image_size`) or `subnet_tokens`."""
     settings, tokens = cfg["subnet_settings"], cfg["subnet_tokens"]
     if settings not in (None, ""):
-        if isinstance(settings, str):
-            given = _settings_file(settings, cfg)
-            return space.encode(given["subnet_settings"], given.get("image_size"))
-        if not isinstance(settings, Mapping):
-            raise ConfigError(f"subnet_settings must map modules to their settings, got {settings!r}")
-        settings = dict(settings)
-        return space.encode(settings, settings.pop("image_size", None))
+        given = _given_settings(settings)
+        return space.encode(given["subnet_settings"], given.get("image_size"))
     if tokens in (None, ""):
         example = ",".join(map(str, space.init_tokens()))
         raise ConfigError(

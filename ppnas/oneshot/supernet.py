@@ -106,7 +106,8 @@ class Supernet(nn.Layer):
         self.eval()
         with paddle.no_grad():  # one call records every op's input width; eval mode leaves BN statistics alone
             self(paddle.zeros(subnet.image_size))
-        self.train(training)
+        if training:
+            self.train()
         return plain_copy(self)
 
     def export(self, subnet: Subnet, model: nn.Layer, save_dir: str, config_path: str) -> List[str]:

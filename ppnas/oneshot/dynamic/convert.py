@@ -82,6 +82,7 @@ def make_dynamic(layer: nn.Layer) -> nn.Layer:
     for name, child in list(layer._sub_layers.items()):
         swapped = _dynamic_of(child)
         if swapped is not None:
+            swapped.training = child.training  # a head already put in eval mode stays in it
             layer._sub_layers[name] = swapped
         else:
             make_dynamic(child)

@@ -148,6 +148,16 @@ class DeepLabV3PSupernet(Supernet):
         arch = MobileNetV2SpaceSeg().token2arch(INIT_TOKENS)[0]
         return {"subnet_settings": settings_of(arch), "image_size": list(cfg["input_shape"])}
 
+    @classmethod
+    def check_space(cls, space: ElasticSpace) -> None:
+        dims = space.declaration["backbone"]
+        head = {dim: dims[dim]["dynamic_range"][0] for dim in ("expand_ratio", "depth", "kernel_size")}
+        if head != {"expand_ratio": [1], "depth": [1], "kernel_size": [3]}:
+            raise ConfigError(
+                f"space.backbone: stage 0 is MobileNetV2's head block (t=1, n=1, k=3; only its width is searched), "
+                f"got {head}: give per-stage min/max lists that keep stage 0 at those values"
+            )
+
     def __init__(self, space: ElasticSpace, cfg: Mapping[str, Any]) -> None:
         super().__init__(space, cfg)
         self.paddleseg = copy.deepcopy(cfg["seg"].paddleseg)  # PaddleSeg builds a model from a whole config
