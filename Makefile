@@ -6,7 +6,7 @@ STAMP := $(VENV)/.ppnas-installed
 # paddledet/paddleseg depend on the deprecated `sklearn` package, whose build refuses without this.
 export SKLEARN_ALLOW_DEPRECATED_SKLEARN_PACKAGE_INSTALL := True
 
-.PHONY: install test demo seg-demo bignas-demo fbnet-demo lint clean
+.PHONY: install test demo seg-demo bignas-demo bignas-seg-demo fbnet-demo lint clean
 
 $(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ bignas-demo: $(STAMP)
 	rm -rf output/blazeface_bignas_demo
 	$(PY) tools/bignas.py -c configs/demo/blazeface_bignas_demo.yml --phase train_supnet
 	$(PY) tools/bignas.py -c configs/demo/blazeface_bignas_demo.yml --phase search
+
+# One-shot (BigNAS) DeepLabV3+ demo: train the supernet once, then rank 30 subnets in the FLOPs window by inherited mIoU.
+bignas-seg-demo: $(STAMP)
+	$(PY) tools/make_seg_demo_data.py --out data/demo_cityscapes
+	rm -rf output/deeplabv3p_bignas_demo
+	$(PY) tools/bignas.py -c configs/demo/cityscape_bignas_demo.yaml --phase train_supnet
+	$(PY) tools/bignas.py -c configs/demo/cityscape_bignas_demo.yaml --phase search
 
 seg-demo: $(STAMP)
 	$(PY) tools/make_seg_demo_data.py --out data/demo_cityscapes
