@@ -1,0 +1,176 @@
+"""Learning curve of from-scratch training on the demo detection task: where does AP stop rising?
+
+Subnets of different size from the FLOPs window (the smallest, a middle and the largest of the reference's
+stratified picks), several seeds each, trained with the detection task's own training
+(`BlazeFaceTask._train`, seeded as `scratch_reference.train_one` seeds it) and evaluated with
+`BlazeFaceTask.evaluate` every `--every` iterations. The demo LR schedule is constant after its warm-up, and
+evaluation draws no random numbers, so the AP at iteration n is the AP a run of `max_iters=n` gets.
+Each finished run is appended to bench/results/scratch_learning_curve_<size>.jsonl (a rerun skips it);
+the summary goes to bench/results/scratch_learning_curve_<size>.json and the plot to
+docs/images/scratch_learning_curve_<size>.png.
+
+    python bench/scratch_learning_curve.py [--input-size 160] [--iters 1500] [--every 100] [--seeds 0 1 2]
+"""
+
+import ppnas  # noqa: F401  # isort: skip
+import argparse
+import json
+import os
+import statistics
+import time
+from typing import Any, Dict, List, Sequence
+
+from common import RESULTS, machine, save_result
+from scipy.stats import kendalltau
+from scratch_reference import (
+    ROOT,
+    DemoData,
+    Schedule,
+    append_record,
+    decode,
+    measure,
+    stratified_tokens,
+    task_for,
+)
+
+from ppnas.sanas.search import seed_everything
+from ppnas.tasks.detection import BlazeFaceTask
+
+CURVE_BINS = (0, 8, 15)  # of 16: bottom, middle and top of the window
+
+
+def curve_run(task: BlazeFaceTask, structure: Dict[str, Any], seed: int, every: int) -> Dict[str, Any]:
+    """One seeded training with an evaluation every `every` iterations; training CPU excludes evaluation."""
+    points: List[Dict[str, float]] = []
+    eval_cpu = [0.0]
+    start = time.thread_time()
+
+    def on_iter(iteration: int, total: int, loss: float) -> None:
+        if iteration % every and iteration != total:
+            return
+        before = time.thread_time()
+        train_cpu = before - start - eval_cpu[0]
+        ap = task.evaluate(model)
+        eval_cpu[0] += time.thread_time() - before
+        points.append({"iter": iteration, "ap": ap, "loss": loss, "train_cpu": train_cpu})
+        print(f"  iter {iteration}: AP {ap:.4f} loss {loss:.3f}", flush=True)
+
+    seed_everything(seed)
+    model = task.build_structure(structure)
+    task._train(model, on_iter)
+    return {"points": points, "eval_cpu_seconds": eval_cpu[0], "evaluations": len(points)}
+
+
+def load_runs(path: Any) -> List[Dict[str, Any]]:
+    if not os.path.exists(path):
+        return []
+    runs = []
+    for line in open(path, encoding="utf-8").read().splitlines():
+        try:
+            runs.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill: that run is trained again
+    return runs
+
+
+def summarise(runs: List[Dict[str, Any]], labels: Sequence[str]) -> Dict[str, Any]:
+    """Per subnet and evaluation point: seed mean and std of AP; ranking agreement with the last point."""
+    curves: Dict[str, Any] = {}
+    for label in labels:
+        mine = [r for r in runs if r["label"] == label]
+        if not mine:
+            continue
+        iters = [p["iter"] for p in mine[0]["points"]]
+        aps = [[r["points"][i]["ap"] for r in mine] for i in range(len(iters))]
+        train_cpu = statistics.mean(r["points"][-1]["train_cpu"] / r["points"][-1]["iter"] for r in mine)
+        curves[label] = {
+            "tokens": mine[0]["tokens"],
+            "flops": mine[0]["flops"],
+            "seeds": [r["seed"] for r in mine],
+            "iters": iters,
+            "ap_mean": [statistics.mean(a) for a in aps],
+            "ap_std": [statistics.stdev(a) if len(a) > 1 else 0.0 for a in aps],
+            "ap_by_seed": aps,
+            "cpu_seconds_per_iter": train_cpu,
+            "eval_cpu_seconds": statistics.mean(r["eval_cpu_seconds"] / r["evaluations"] for r in mine),
+        }
+    return {"curves": curves, "ranking_vs_last": ranking_vs_last(runs)}
+
+
+def ranking_vs_last(runs: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Kendall tau, over every (subnet, seed) run, between the AP at each point and at the last point."""
+    if len(runs) < 3:
+        return []
+    out = []
+    for i, point in enumerate(runs[0]["points"]):
+        tau = kendalltau([r["points"][i]["ap"] for r in runs], [r["points"][-1]["ap"] for r in runs])
+        out.append({"iter": point["iter"], "tau": float(tau.statistic)})
+    return out
+
+
+def plot(summary: Dict[str, Any], path: Any, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for (label, curve), color in zip(summary["curves"].items(), ["tab:blue", "tab:orange", "tab:green"]):
+        for column in zip(*curve["ap_by_seed"]):  # one thin line per seed
+            ax.plot(curve["iters"], column, color=color, alpha=0.35, linewidth=0.8)
+        name = f"{label} ({curve['flops'] / 1e6:.1f} MFLOPs, {len(curve['seeds'])} seeds)"
+        ax.plot(curve["iters"], curve["ap_mean"], color=color, linewidth=2.2, label=name)
+    ax.set_xlabel("training iterations (batch 16)")
+    ax.set_ylabel("AP@0.5 on the val set")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input-size", type=int, default=160)
+    parser.add_argument("--iters", type=int, default=1500)
+    parser.add_argument("--every", type=int, default=100)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train", type=int, default=1000)
+    parser.add_argument("--val", type=int, default=500)
+    parser.add_argument("--max-faces", type=int, default=3, help="make_wider_demo's max_faces")
+    parser.add_argument("--bins", type=int, nargs="+", default=list(CURVE_BINS), help="of the 16 stratified picks")
+    args = parser.parse_args()
+    schedule = Schedule(max_iters=args.iters, input_size=args.input_size)
+    data = DemoData(train=args.train, val=args.val, max_faces=args.max_faces)
+    task = task_for(schedule, data)
+    picks = stratified_tokens(task, 16, seed=0)
+    members = [{"label": f"bin{b:02d}", "tokens": picks[b]["tokens"]} for b in args.bins]
+    tag = f"{args.input_size}px_t{args.train}_v{args.val}_f{args.max_faces}"
+    log = RESULTS / f"scratch_learning_curve_{tag}.jsonl"
+    runs = load_runs(log)
+    for seed in args.seeds:
+        for member in members:
+            if any(r["label"] == member["label"] and r["seed"] == seed for r in runs):
+                continue
+            print(f"{member['label']} {member['tokens']} seed {seed}", flush=True)
+            structure = decode(member["tokens"])
+            flops, params = measure(task, structure)
+            run = curve_run(task, structure, seed, args.every)
+            record = {**member, "seed": seed, "flops": flops, "params": params, **run}
+            record.update(schedule=schedule.key(), data=data.fingerprint(), load_average_1m=os.getloadavg()[0])
+            append_record(record, log)
+            runs.append(record)
+    summary = summarise(runs, [m["label"] for m in members])
+    image = ROOT / "docs" / "images" / f"scratch_learning_curve_{tag}.png"
+    title = f"From scratch: {args.train} train / {args.val} val, max_faces {args.max_faces}, {args.input_size} px"
+    plot(summary, image, title)
+    summary.update(
+        schedule=schedule.key(), data=data.fingerprint(), every=args.every, image=str(image.relative_to(ROOT))
+    )
+    summary["machine"] = {**machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    save_result(f"scratch_learning_curve_{tag}", summary)
+
+
+if __name__ == "__main__":
+    main()
