@@ -23,12 +23,15 @@ from typing import Any, Dict, List, Sequence
 from common import RESULTS, machine, save_result
 from scipy.stats import kendalltau
 from scratch_reference import (
+    REFERENCE_DATA,
+    REFERENCE_SCHEDULE,
     ROOT,
     DemoData,
     Schedule,
     append_record,
     decode,
     measure,
+    read_cache,
     stratified_tokens,
     task_for,
 )
@@ -130,7 +133,60 @@ def plot(summary: Dict[str, Any], path: Any, title: str) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def reference_points(records: Sequence[Dict[str, Any]], tokens: Sequence[int], metric: str) -> Dict[int, List[float]]:
+    """iteration -> APs over seeds, from the reference runs of one subnet (their 1/4, 1/2, 3/4 and end)."""
+    points: Dict[int, List[float]] = {}
+    for record in records:
+        if (record.get("extra") or {}).get("tokens") != list(tokens):
+            continue
+        for point in record["progress"]:
+            points.setdefault(point["iter"], []).append(point["ap_iou"][metric])
+    return points
+
+
+def plot_with_reference(curve: Dict[str, Any], records: Sequence[Dict[str, Any]], path: Any) -> None:
+    """Left: the dense AP@0.5 curves (seed 0) and the reference runs' seed means (min-max bars); middle: the
+    same, zoomed on the plateau; right: AP@0.75 of the reference runs, which does not saturate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    colors = ["tab:blue", "tab:orange", "tab:green"]
+    for (label, line), color in zip(curve["curves"].items(), colors):
+        name = f"{label} ({line['flops'] / 1e6:.1f} MFLOPs)"
+        for ax in axes[:2]:
+            ax.plot(line["iters"], line["ap_mean"], color=color, linewidth=1.6, label=f"{name}, seed 0, every 100")
+        for ax, metric in ((axes[0], "0.50"), (axes[1], "0.50"), (axes[2], "0.75")):
+            _seed_bars(ax, reference_points(records, line["tokens"], metric), color, f"{name}, reference runs")
+    axes[1].set_ylim(0.95, 1.002)
+    titles = ("AP@0.5", "AP@0.5, plateau", "AP@0.75 (reference runs only)")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title)
+        ax.set_xlabel("training iterations (batch 16, 160 px)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("AP on 500 val images")
+    axes[0].legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _seed_bars(ax: Any, points: Dict[int, List[float]], color: str, label: str) -> None:
+    if not points:
+        return
+    iters = sorted(points)
+    means = [statistics.mean(points[i]) for i in iters]
+    low = [m - min(points[i]) for m, i in zip(means, iters)]
+    high = [max(points[i]) - m for m, i in zip(means, iters)]
+    seeds = min(len(points[i]) for i in iters)
+    ax.errorbar(
+        iters, means, yerr=[low, high], fmt="o", color=color, capsize=3, markersize=4, label=f"{label} ({seeds} seeds)"
+    )
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input-size", type=int, default=160)
     parser.add_argument("--iters", type=int, default=1500)
@@ -140,14 +196,19 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=500)
     parser.add_argument("--max-faces", type=int, default=3, help="make_wider_demo's max_faces")
     parser.add_argument("--bins", type=int, nargs="+", default=list(CURVE_BINS), help="of the 16 stratified picks")
-    args = parser.parse_args()
-    schedule = Schedule(max_iters=args.iters, input_size=args.input_size)
-    data = DemoData(train=args.train, val=args.val, max_faces=args.max_faces)
+    parser.add_argument(
+        "--with-reference",
+        action="store_true",
+        help="also draw the reference runs (scratch_reference cache) into docs/images/scratch_learning_curve.png",
+    )
+    return parser.parse_args()
+
+
+def run_curves(args: argparse.Namespace, schedule: Schedule, data: DemoData, log: Any) -> Dict[str, Any]:
+    """Train what the log lacks (seed-major), then summarise every run of the chosen subnets."""
     task = task_for(schedule, data)
     picks = stratified_tokens(task, 16, seed=0)
     members = [{"label": f"bin{b:02d}", "tokens": picks[b]["tokens"]} for b in args.bins]
-    tag = f"{args.input_size}px_t{args.train}_v{args.val}_f{args.max_faces}"
-    log = RESULTS / f"scratch_learning_curve_{tag}.jsonl"
     runs = load_runs(log)
     for seed in args.seeds:
         for member in members:
@@ -161,7 +222,15 @@ def main() -> None:
             record.update(schedule=schedule.key(), data=data.fingerprint(), load_average_1m=os.getloadavg()[0])
             append_record(record, log)
             runs.append(record)
-    summary = summarise(runs, [m["label"] for m in members])
+    return summarise(runs, [m["label"] for m in members])
+
+
+def main() -> None:
+    args = parse_args()
+    schedule = Schedule(max_iters=args.iters, input_size=args.input_size)
+    data = DemoData(train=args.train, val=args.val, max_faces=args.max_faces)
+    tag = f"{args.input_size}px_t{args.train}_v{args.val}_f{args.max_faces}"
+    summary = run_curves(args, schedule, data, RESULTS / f"scratch_learning_curve_{tag}.jsonl")
     image = ROOT / "docs" / "images" / f"scratch_learning_curve_{tag}.png"
     title = f"From scratch: {args.train} train / {args.val} val, max_faces {args.max_faces}, {args.input_size} px"
     plot(summary, image, title)
@@ -170,6 +239,33 @@ def main() -> None:
     )
     summary["machine"] = {**machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
     save_result(f"scratch_learning_curve_{tag}", summary)
+    if args.with_reference:
+        save_with_reference(summary)
+
+
+def save_with_reference(summary: Dict[str, Any]) -> None:
+    """The headline figure and numbers: these curves with the reference runs' progress points."""
+    records = [
+        r
+        for r in read_cache().values()
+        if r["schedule"] == REFERENCE_SCHEDULE.key() and r["data"] == REFERENCE_DATA.fingerprint()
+    ]
+    image = ROOT / "docs" / "images" / "scratch_learning_curve.png"
+    plot_with_reference(summary, records, image)
+    progress = {
+        label: {m: reference_points(records, line["tokens"], m) for m in ("0.50", "0.75")}
+        for label, line in summary["curves"].items()
+    }
+    save_result(
+        "scratch_learning_curve",
+        {
+            **summary,
+            "image": str(image.relative_to(ROOT)),
+            "reference_schedule": REFERENCE_SCHEDULE.key(),
+            "reference_data": REFERENCE_DATA.fingerprint(),
+            "reference_progress": progress,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -386,6 +386,14 @@ def run_reference(schedule: Schedule, data: DemoData, seeds: Sequence[int], bins
         print(f"seed {seed} {member['label']}: AP {result.ap:.4f} ({state})", flush=True)
 
 
+# what a reference AP can be: the task's own AP@0.5 (the search's reward), and stricter thresholds
+METRICS = {
+    "ap50": lambda r: r["ap"],
+    "ap75": lambda r: r["ap_iou"]["0.75"],
+    "ap_50_95": lambda r: r["ap_50_95"],
+}
+
+
 def split_taus(aps: List[List[float]]) -> List[Dict[str, Any]]:
     """Kendall tau between seed i alone and the mean of the other seeds, over subnets, for each i."""
     out = []
@@ -393,36 +401,89 @@ def split_taus(aps: List[List[float]]) -> List[Dict[str, Any]]:
         alone = [row[i] for row in aps]
         rest = [statistics.mean(row[:i] + row[i + 1 :]) for row in aps]
         tau = kendalltau(alone, rest)
-        out.append({"seed_index": i, "tau": float(tau.statistic), "p_value": float(tau.pvalue)})
+        out.append({"seed_index": i, "tau": _number(tau.statistic), "p_value": _number(tau.pvalue)})
     return out
 
 
-def noise_report(schedule: Schedule, data: DemoData, seeds: Sequence[int], bins: int) -> Dict[str, Any]:
-    """Per member the seed spread; over the stratified subnets with every seed done, the split taus."""
-    records = read_cache()
+def pair_taus(runs: Mapping[str, Mapping[int, float]], seeds: Sequence[int]) -> List[Dict[str, Any]]:
+    """Kendall tau between two seeds over the subnets that have both (usable while a run is partial)."""
+    out = []
+    for a, b in itertools.combinations(seeds, 2):
+        both = [v for v in runs.values() if a in v and b in v]
+        if len(both) >= 3:
+            tau = kendalltau([v[a] for v in both], [v[b] for v in both])
+            out.append({"seeds": [a, b], "subnets": len(both), "tau": _number(tau.statistic)})
+    return out
+
+
+def _number(value: float) -> Optional[float]:
+    """NaN (a constant column: every AP tied) as null in JSON."""
+    return None if value != value else float(value)
+
+
+def member_rows(
+    records: Mapping[str, Mapping[str, Any]],
+    members: List[Dict[str, Any]],
+    schedule: Schedule,
+    data: DemoData,
+    seeds: Sequence[int],
+) -> List[Dict[str, Any]]:
+    """Per member and metric: the APs by seed, their mean, sample std and spread (max - min)."""
     rows = []
-    for member in reference_members(schedule, data, bins):
-        aps = [records.get(cache_key(member["structure"], s, schedule, data)) for s in seeds]
-        done = [r for r in aps if r is not None]
-        row = {"label": member["label"], "tokens": member.get("tokens"), "aps": [r["ap"] for r in done]}
+    for member in members:
+        done = {s: records[k] for s in seeds if (k := cache_key(member["structure"], s, schedule, data)) in records}
+        row: Dict[str, Any] = {"label": member["label"], "tokens": member.get("tokens"), "seeds": sorted(done)}
         if done:
-            row.update(flops=done[0]["flops"], params=done[0]["params"], ap_mean=statistics.mean(row["aps"]))
-            row["ap_spread"] = max(row["aps"]) - min(row["aps"])
-            row["ap_std"] = statistics.stdev(row["aps"]) if len(done) > 1 else None
-            row["cpu_seconds_mean"] = statistics.mean(r["cpu_seconds"] for r in done)
+            first = next(iter(done.values()))
+            row.update(flops=first["flops"], params=first["params"])
+            row["cpu_seconds_mean"] = statistics.mean(r["cpu_seconds"] for r in done.values())
+        for name, read in METRICS.items():
+            values = {s: read(r) for s, r in done.items()}
+            row[name] = {"by_seed": values}
+            if values:
+                row[name].update(
+                    mean=statistics.mean(values.values()), spread=max(values.values()) - min(values.values())
+                )
+                row[name]["std"] = statistics.stdev(values.values()) if len(values) > 1 else None
         rows.append(row)
-    complete = [r for r in rows if r["label"].startswith("bin") and len(r["aps"]) == len(seeds)]
-    taus = split_taus([r["aps"] for r in complete]) if len(complete) >= 3 and len(seeds) >= 2 else []
+    return rows
+
+
+def metric_noise(rows: List[Dict[str, Any]], name: str, seeds: Sequence[int]) -> Dict[str, Any]:
+    """Seed noise of one metric over the stratified subnets, against the spread of their seed means."""
+    bins = [r for r in rows if r["label"].startswith("bin")]
+    complete = [r for r in bins if len(r[name]["by_seed"]) == len(seeds)]
+    taus = split_taus([[r[name]["by_seed"][s] for s in seeds] for r in complete]) if len(complete) >= 3 else []
+    known = [t["tau"] for t in taus if t["tau"] is not None]
+    means = [r[name]["mean"] for r in complete]
+    return {
+        "complete_subnets": len(complete),
+        "split_taus": taus,
+        "tau_ceiling": statistics.mean(known) if known else None,
+        "pair_taus": pair_taus({r["label"]: r[name]["by_seed"] for r in bins}, seeds),
+        "seed_std_median": statistics.median(r[name]["std"] for r in complete) if complete else None,
+        "seed_mean_range": [min(means), max(means)] if means else None,
+        "seed_mean_std_across_subnets": statistics.stdev(means) if len(means) > 1 else None,
+    }
+
+
+def noise_report(schedule: Schedule, data: DemoData, seeds: Sequence[int], bins: int) -> Dict[str, Any]:
+    """Per member the seed spread; over the stratified subnets with every seed done, the split taus, for
+    AP@0.5 (`reference_tau_ceiling`) and the stricter metrics."""
+    rows = member_rows(read_cache(), reference_members(schedule, data, bins), schedule, data, seeds)
+    noise = {name: metric_noise(rows, name, seeds) for name in METRICS}
+    runs = [r for r in read_cache().values() if r["schedule"] == schedule.key() and r["data"] == data.fingerprint()]
     return {
         "schedule": schedule.key(),
         "data": data.fingerprint(),
         "seeds": list(seeds),
         "window_flops": list(window_at(schedule.input_size)),
+        "runs_done": len(runs),
+        "runs_planned": len(rows) * len(seeds),
+        "cpu_seconds_per_run": statistics.mean(r["cpu_seconds"] for r in runs) if runs else None,
+        "reference_tau_ceiling": noise["ap50"]["tau_ceiling"],
+        "noise": noise,
         "members": rows,
-        "complete_subnets": len(complete),
-        "split_taus": taus,
-        "reference_tau_ceiling": statistics.mean(t["tau"] for t in taus) if taus else None,
-        "seed_std_median": statistics.median(r["ap_std"] for r in complete) if complete else None,
         "machine": {**machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
     }
 
