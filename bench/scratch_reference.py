@@ -163,8 +163,10 @@ def record_key(record: Mapping[str, Any]) -> str:
 def append_record(record: Mapping[str, Any], path: pathlib.Path = CACHE) -> None:
     """One line, flushed to disk before the next run starts."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    cut = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
+        # a line cut by a kill stays alone on its line (skipped when read) instead of swallowing this one
+        f.write(("\n" if cut else "") + json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
