@@ -35,6 +35,7 @@ from scipy.stats import kendalltau
 from ppnas.config import load_config, merge
 from ppnas.constraint import Constraint
 from ppnas.demo.wider import make_wider_demo
+from ppnas.interrupts import handled
 from ppnas.sanas.search import seed_everything
 from ppnas.spaces import build_space
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
@@ -496,7 +497,8 @@ def main() -> None:
     parser.add_argument("--bins", type=int, default=REFERENCE_BINS)
     args = parser.parse_args()
     if args.action == "run":
-        run_reference(REFERENCE_SCHEDULE, REFERENCE_DATA, REFERENCE_SEEDS, args.bins)
+        with handled():  # SIGTERM stops it like Ctrl-C (paddle's own handler dumps and aborts slowly)
+            run_reference(REFERENCE_SCHEDULE, REFERENCE_DATA, REFERENCE_SEEDS, args.bins)
     save_result("scratch_reference", noise_report(REFERENCE_SCHEDULE, REFERENCE_DATA, REFERENCE_SEEDS, args.bins))
 
 
