@@ -1,13 +1,23 @@
 """Does the one-shot supernet rank subnets as training from scratch does, and how much cheaper is it?
 
-On the demo data (configs/demo/blazeface_bignas_demo.yml): pick subnets spread over the FLOPs window, train
-each from scratch with the detection search's own training (`BlazeFaceTask.train_and_evaluate`, the demo's
-`max_iters`), train the supernet once (`train_supnet`), evaluate each subnet with inherited weights + BN
-calibration, and compare the two AP rankings (Kendall's tau). From-scratch results are cached in
-bench/results/oneshot_ranking_scratch.json so a killed run resumes where it stopped.
+`--task detection` (default) on the demo data (configs/demo/blazeface_bignas_demo.yml): pick subnets spread over
+the FLOPs window, train each from scratch with the detection search's own training
+(`BlazeFaceTask.train_and_evaluate`, the demo's `max_iters`), train the supernet once (`train_supnet`),
+evaluate each subnet with inherited weights + BN calibration, and compare the two AP rankings (Kendall's tau).
+From-scratch results are cached in bench/results/oneshot_ranking_scratch.json so a killed run resumes.
 Usage: python bench/oneshot_ranking.py [--subnets 8] [--stage scratch|all] [--reuse output/blazeface_bignas_demo]
 (--reuse: take the supernet of a finished `tools/bignas.py --phase train_supnet` demo run, and its training time,
 instead of training another; the demo data are generated with the same seed, so they are the same files.)
+
+`--task segmentation` does the same for the DeepLabV3+ supernet (configs/demo/cityscape_bignas_demo.yaml) with
+issue 14's method: `--subnets` subnets spread over the config's FLOPs window, each trained from scratch with the
+segmentation search's training under SEG_SCHEDULE for every seed of SEG_SEEDS (seed-major; each run cached in
+bench/results/scratch_reference_seg.jsonl with bench/scratch_reference.py's key, reader and writer, so a killed
+run resumes), the reference = the mean mIoU over seeds, its noise = `reference_tau_ceiling` (Kendall tau of each
+seed alone against the mean of the others, averaged), and Kendall tau of the inherited mIoU against the reference.
+The demo's train images with SEG_VAL_IMAGES val images (more than the demo's 10: a steadier mIoU) score both.
+    python bench/oneshot_ranking.py --task segmentation --stage scratch        # the from-scratch runs only
+    python bench/oneshot_ranking.py --task segmentation --reuse output/deeplabv3p_bignas_demo
 """
 
 import ppnas  # noqa: F401  # isort: skip
@@ -26,6 +36,7 @@ from ppnas.config import load_config, merge, parse_overrides
 from ppnas.constraint import Constraint
 from ppnas.demo.wider import make_wider_demo
 from ppnas.engine.seeding import seed_everything
+from ppnas.interrupts import handled
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
 DETECTION_DEMO = "configs/demo/blazeface_demo.yml"
@@ -78,7 +89,7 @@ def scratch_stage(data_dir: str, count: int) -> Dict[str, Any]:
 def oneshot_stage(data_dir: str, work: str, cache: Dict[str, Any], reuse: Optional[str]) -> Dict[str, Any]:
     """Train the supernet once (or reuse a finished demo run's), then evaluate each cached subnet."""
     from ppnas.oneshot.checkpoint import Checkpoint
-    from ppnas.oneshot.search import SupernetEvaluator
+    from ppnas.oneshot.evaluate import SupernetEvaluator
     from ppnas.oneshot.settings import load_oneshot_config
     from ppnas.oneshot.train import train_supernet
 
@@ -88,10 +99,10 @@ def oneshot_stage(data_dir: str, work: str, cache: Dict[str, Any], reuse: Option
         f"save_dir={reuse or work + '/bignas'}",
     ]
     cfg = load_oneshot_config(BIGNAS_DEMO, overrides)
-    state = Checkpoint(cfg["save_dir"]).state()
+    state = Checkpoint.of(cfg).state()
     if state is None or state["iteration"] < int(cfg["max_iters"]):
         train_supernet(cfg, resume=state is not None, quiet=True)
-        state = Checkpoint(cfg["save_dir"]).state()
+        state = Checkpoint.of(cfg).state()
     supernet_seconds = float(state["train_seconds"])
     evaluator = SupernetEvaluator.from_checkpoint(cfg)
     eval_seconds = []
@@ -118,10 +129,19 @@ def oneshot_stage(data_dir: str, work: str, cache: Dict[str, Any], reuse: Option
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=["detection", "segmentation"], default="detection")
     parser.add_argument("--subnets", type=int, default=8)
     parser.add_argument("--stage", choices=["scratch", "all"], default="all")
     parser.add_argument("--reuse", default=None, help="save_dir of a finished train_supnet run of the demo config")
     args = parser.parse_args()
+    if args.task == "segmentation":
+        from seg_ranking import segmentation_ranking
+
+        with handled():  # SIGTERM stops it like Ctrl-C: the finished runs are cached
+            result = segmentation_ranking(args.subnets, args.stage, args.reuse)
+        if result is not None:
+            save_result("oneshot_ranking_segmentation", result)
+        return
     work = tempfile.mkdtemp(prefix="ppnas_oneshot_rank_")
     data_dir = f"{work}/wider"
     make_wider_demo(data_dir)  # the demo set: the same files every time (fixed seed)

@@ -35,8 +35,8 @@ from scipy.stats import kendalltau
 from ppnas.config import load_config, merge
 from ppnas.constraint import Constraint
 from ppnas.demo.wider import make_wider_demo
+from ppnas.engine.seeding import seed_everything
 from ppnas.interrupts import handled
-from ppnas.sanas.search import seed_everything
 from ppnas.spaces import build_space
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
@@ -137,8 +137,13 @@ def decode(structure_or_tokens: StructureOrTokens, kernel_choices: Sequence[int]
 
 
 def cache_key(structure: Mapping[str, Any], seed: int, schedule: Schedule, data: DemoData) -> str:
-    body = {"structure": normalise_structure(structure), "seed": int(seed), "schedule": schedule.key()}
-    body["data"] = data.fingerprint()
+    return run_key(normalise_structure(structure), seed, schedule.key(), data.fingerprint())
+
+
+def run_key(structure: Mapping[str, Any], seed: int, schedule: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    """The key of one from-scratch run of any task: its structure, seed, schedule and data, as JSON (another
+    task's benchmark keeps its runs in a cache of its own with the same key, reader and writer)."""
+    body = {"structure": structure, "seed": int(seed), "schedule": dict(schedule), "data": dict(data)}
     return json.dumps(body, sort_keys=True)
 
 
@@ -157,8 +162,7 @@ def read_cache(path: pathlib.Path = CACHE) -> Dict[str, Dict[str, Any]]:
 
 
 def record_key(record: Mapping[str, Any]) -> str:
-    data = DemoData(**{k: v for k, v in record["data"].items() if k != "generator"})
-    return cache_key(record["structure"], record["seed"], Schedule(**record["schedule"]), data)
+    return run_key(record["structure"], record["seed"], record["schedule"], record["data"])
 
 
 def append_record(record: Mapping[str, Any], path: pathlib.Path = CACHE) -> None:
