@@ -76,7 +76,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         summary = sample_accuracy(cfg, constraint, args.config, args, resume=bool(args.resume))
         print(json.dumps(summary, indent=2))
     elif parallel.is_main():
-        result = evaluate_subnet(cfg, constraint, args.config, finetune=args.phase == "finetune_subnet")
+        result = evaluate_subnet(cfg, constraint, finetune=args.phase == "finetune_subnet")
         json.dump(result, sys.stdout, indent=2)
         print()
     return 0

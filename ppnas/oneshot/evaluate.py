@@ -81,7 +81,7 @@ class SupernetEvaluator:
 class SupernetTask:
     """The engine's Task whose reward is the inherited metric (nothing is trained)."""
 
-    def __init__(self, evaluator: SupernetEvaluator, config_path: str) -> None:
+    def __init__(self, evaluator: SupernetEvaluator) -> None:
         self.evaluator = evaluator
         self.supernet = evaluator.supernet
         self.adapter = evaluator.adapter
@@ -90,7 +90,6 @@ class SupernetTask:
         self.space_name = self.space.name
         self.input_shape = list(self.space.image_size_list[-1])
         self.report_module = self.supernet.report_module  # its write_fragment and hints name the exported files
-        self.config_path = config_path
         self._built: Optional[Tuple[paddle.nn.Layer, Subnet]] = None
 
     def decode(self, tokens: Sequence[int]) -> Dict[str, Any]:
@@ -116,7 +115,7 @@ class SupernetTask:
         return self.adapter.evaluate(self.evaluator.inherit(model, subnet), subnet.image_size)
 
     def export(self, tokens: Sequence[int], model: paddle.nn.Layer, save_dir: str) -> List[str]:
-        return self.supernet.export(self.space.decode(tokens), model, save_dir, self.config_path)
+        return self.supernet.export(self.space.decode(tokens), model, save_dir)
 
     def summary(self, tokens: Sequence[int]) -> str:
         return self.supernet.summary(self.space.decode(tokens))

@@ -58,9 +58,9 @@ def sample_accuracy(
 ) -> Dict[str, Any]:
     """Evaluate `subnet_count` random subnets inside the window; the summary sample_accuracy.json holds."""
     save_dir = os.path.join(cfg["save_dir"], SAMPLE_ACCURACY_DIR)
-    task = supernet_task(cfg, config_path, "sample_accuracy")
+    task = supernet_task(cfg, "sample_accuracy")
     window = accuracy_window(cfg, constraint)
-    run_subnet_sampling(task, cfg, window, args, "random", save_dir, save_dir if resume else None)
+    run_subnet_sampling(task, cfg, config_path, window, args, "random", save_dir, save_dir if resume else None)
     records = History.in_dir(save_dir).trained()
     baseline = _baseline(task, cfg, window)
     budget = baseline["flops"] * BASELINE_MARGIN

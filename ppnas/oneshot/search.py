@@ -18,13 +18,14 @@ from ppnas.engine.runner import run_task
 from ppnas.oneshot.evaluate import SupernetEvaluator, SupernetTask
 
 
-def supernet_task(cfg: Mapping[str, Any], config_path: str, phase: str) -> SupernetTask:
-    return SupernetTask(SupernetEvaluator.from_checkpoint(cfg, phase), config_path)
+def supernet_task(cfg: Mapping[str, Any], phase: str) -> SupernetTask:
+    return SupernetTask(SupernetEvaluator.from_checkpoint(cfg, phase))
 
 
 def run_subnet_sampling(
     task: SupernetTask,
     cfg: Mapping[str, Any],
+    config_path: str,
     constraint: Constraint,
     args: Any,
     sampler: str,
@@ -34,7 +35,7 @@ def run_subnet_sampling(
     """`subnet_count` subnets of `sampler` inside the constraint's window, into `save_dir`'s history."""
     options = search_options(
         cfg,
-        task.config_path,
+        config_path,
         task.kind,
         args,
         space_name=task.space_name,
@@ -52,5 +53,7 @@ def run_supernet_search(
     cfg: Mapping[str, Any], constraint: Constraint, config_path: str, args: Any, resume_dir: Optional[str] = None
 ) -> SearchResult:
     """Rank `subnet_count` subnets inside the Constraint window (resumes with `resume_dir`)."""
-    task = supernet_task(cfg, config_path, "search")
-    return run_subnet_sampling(task, cfg, constraint, args, cfg["search_mode"], cfg["save_dir"], resume_dir)
+    task = supernet_task(cfg, "search")
+    return run_subnet_sampling(
+        task, cfg, config_path, constraint, args, cfg["search_mode"], cfg["save_dir"], resume_dir
+    )

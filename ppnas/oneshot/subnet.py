@@ -32,10 +32,10 @@ def measured_subnet(
     }
 
 
-def evaluate_subnet(cfg: Mapping[str, Any], constraint: Constraint, config_path: str, finetune: bool) -> Dict[str, Any]:
+def evaluate_subnet(cfg: Mapping[str, Any], constraint: Constraint, finetune: bool) -> Dict[str, Any]:
     """The subnet's inherited metric (and after finetuning: finetune_iters at finetune_lr_scale x the learning
     rate), exported into `<save_dir>/subnet_<tokens>[_finetuned]/`."""
-    task = supernet_task(cfg, config_path, "finetune_subnet" if finetune else "evaluate_subnet")
+    task = supernet_task(cfg, "finetune_subnet" if finetune else "evaluate_subnet")
     tokens = subnet_tokens_of(cfg, task.space)
     model = task.build(tokens)
     result = measured_subnet(task, constraint, tokens, model)

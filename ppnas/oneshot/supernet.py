@@ -110,7 +110,7 @@ class Supernet(nn.Layer):
             self.train()
         return plain_copy(self)
 
-    def export(self, subnet: Subnet, model: nn.Layer, save_dir: str, config_path: str) -> List[str]:
+    def export(self, subnet: Subnet, model: nn.Layer, save_dir: str) -> List[str]:
         """The files that rebuild the subnet: by default its subnet file and weights (ppnas/oneshot/subnet_file.py)."""
         return export_subnet(record_structure(self, subnet), model, save_dir)
 

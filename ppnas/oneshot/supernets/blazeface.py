@@ -283,7 +283,7 @@ class BlazeFaceSupernet(Supernet):
             key = key.replace("_dw_1.", "_dw.")
         return key
 
-    def export(self, subnet: Subnet, model: nn.Layer, save_dir: str, config_path: str) -> List[str]:
+    def export(self, subnet: Subnet, model: nn.Layer, save_dir: str) -> List[str]:
         return export_model(self.structure(subnet), model, save_dir)
 
     def head_outputs(self, image: paddle.Tensor) -> Tuple[List[paddle.Tensor], List[paddle.Tensor], Any]:

@@ -183,7 +183,7 @@ class DeepLabV3PSupernet(Supernet):
     def summary(self, subnet: Subnet) -> str:
         return structure_block(self.structure(subnet))
 
-    def export(self, subnet: Subnet, model: nn.Layer, save_dir: str, config_path: str) -> List[str]:
+    def export(self, subnet: Subnet, model: nn.Layer, save_dir: str) -> List[str]:
         return export_model(self.structure(subnet), model, save_dir, self.model_cfg)
 
     def forward(self, x: paddle.Tensor) -> Sequence[paddle.Tensor]:
