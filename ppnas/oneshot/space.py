@@ -103,7 +103,8 @@ def _stage_count(spec: Any) -> int:
 def resolve_dim(spec: Any, where: str, stages: Optional[int] = None) -> Dict[str, Any]:
     """A dimension as `{dynamic_range: [[values of each stage]], sample_strategy}`, values ascending."""
     if isinstance(spec, (list, tuple)):
-        return {"dynamic_range": [[v] for v in spec], "sample_strategy": "stage_wise"}
+        values = _per_stage(spec, stages or len(spec), where)
+        return {"dynamic_range": [[v] for v in values], "sample_strategy": "stage_wise"}
     if not isinstance(spec, Mapping) or not isinstance(spec.get("space"), Mapping):
         raise ConfigError(
             f"{where} must be a list (fixed per stage) or {{space: {{min, max, stride}}, sample_strategy}}"
