@@ -15,7 +15,6 @@ import paddle.nn.functional as F
 from paddle.io.dataloader.collate import default_collate_fn
 
 from ppnas.errors import ConfigError
-from ppnas.tasks import paddleseg_compat
 from ppnas.tasks.segmentation import DeepLabTask, config_for_model
 from ppnas.tasks.segmentation_config import SegConfig, paddleseg_config
 
@@ -78,8 +77,7 @@ class SegmentationAdapter:
         return supernet(batch["img"])
 
     def loss(self, supernet: Any, batch: Mapping[str, Any], outputs: Outputs) -> paddle.Tensor:
-        paddleseg_compat.apply()
-        from paddleseg.core.train import loss_computation  # looked up here: paddleseg_compat replaces it
+        from paddleseg.core.train import loss_computation  # looked up here: the task's paddleseg_compat replaces it
 
         if self._losses is None:
             self._losses = paddleseg_config(self.task.candidate_config(None)).loss
