@@ -16,8 +16,8 @@ bench/results/scratch_reference_seg.jsonl with bench/scratch_reference.py's key,
 run resumes), the reference = the mean mIoU over seeds, its noise = `reference_tau_ceiling` (Kendall tau of each
 seed alone against the mean of the others, averaged), and Kendall tau of the inherited mIoU against the reference.
 The demo's train images with SEG_VAL_IMAGES val images (more than the demo's 10: a steadier mIoU) score both.
-    python bench/oneshot_ranking.py --task segmentation --stage scratch        # the from-scratch runs only
-    python bench/oneshot_ranking.py --task segmentation --reuse output/deeplabv3p_bignas_demo
+    python bench/oneshot_ranking.py --task segmentation --subnets 12 --stage scratch   # from-scratch runs only
+    python bench/oneshot_ranking.py --task segmentation --subnets 12 --reuse output/deeplabv3p_bignas_demo
 """
 
 import ppnas  # noqa: F401  # isort: skip

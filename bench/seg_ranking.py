@@ -28,7 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "configs" / "demo" / "cityscape_bignas_demo.yaml")
 SEG_CACHE = RESULTS / "scratch_reference_seg.jsonl"
 SEG_SEEDS = (0, 1, 2)
-SEG_EPOCHS = 15  # 150 iterations of batch 4 on the 40 demo train images; mIoU after the last epoch
+SEG_EPOCHS = 30  # 300 iterations of batch 4 on the 40 demo train images; mIoU after the last epoch
 SEG_VAL_IMAGES = 40
 # the demo set's generator arguments: the train images are the demo's (written first, same seed)
 DATA = {
