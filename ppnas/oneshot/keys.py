@@ -30,7 +30,12 @@ ONESHOT_KEYS: Dict[str, Any] = {
     "supernet_dir": None,  # None: <save_dir>/supernet; else the supernet trained there
 }
 # a segmentation config's own: where the one-shot search writes, how long the supernet trains
-SEG_ONLY_KEYS: Dict[str, Any] = {"save_dir": "output/deeplabv3p_bignas", "max_iters": 1000, "max_rejects": 500}
+SEG_ONLY_KEYS: Dict[str, Any] = {
+    "save_dir": "output/deeplabv3p_bignas",
+    "max_iters": 1000,
+    "max_rejects": 500,
+    "use_gpu": False,  # the detection config's key of the same name
+}
 
 SLIM_TYPES: Dict[str, Tuple[type, ...]] = {
     "supernet": (str, type(None)),
@@ -57,6 +62,7 @@ SLIM_TYPES: Dict[str, Tuple[type, ...]] = {
     "save_dir": (str,),
     "max_iters": (int,),
     "max_rejects": (int,),
+    "use_gpu": (bool,),
 }
 
 

@@ -55,7 +55,6 @@ def _segmentation(path: str, overrides: Sequence[str]) -> Dict[str, Any]:
         search_space=slim["NAS_SPACE_NAME"],
         seed=slim["NAS_SEED"],
         input_shape=crop_input_shape(seg.paddleseg),
-        use_gpu=False,
         **{CONFIG_DIR_KEY: seg.config_dir},
     )
     if cfg["image_size_list"] is not None:
