@@ -1,0 +1,6 @@
+"""MNN (the engine NNI's PFLD example deploys to): Paddle program -> ONNX (paddle2onnx) -> `.mnn` (MNN's
+converter); timed with MNN's Interpreter API, one session per model (`numThread` = the timer's threads)."""
+
+from latency.engines.base import Engine
+
+MNN_ENGINE = Engine("mnn", ".mnn", target="mnn")
