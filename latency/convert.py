@@ -9,7 +9,7 @@ Python wrapper (MNN.tools.mnnconvert, MNN 3.6.1) imports a logger that runs `pip
 missing and sends usage logs over the network after each conversion.
 """
 
-import importlib.util
+import importlib
 import json
 import os
 import re
@@ -55,10 +55,18 @@ class Job:
     mnn: Optional[str] = None
 
 
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
 def missing_packages(target: str) -> List[str]:
-    """The packages converting to `target` ('onnx' or 'mnn') and running it need but are not installed."""
+    """The packages converting to `target` ('onnx' or 'mnn') and running it need but cannot be imported."""
     needed = ONNX_PACKAGES if target == "onnx" else ("paddle2onnx", "MNN")
-    return [name for name in needed if importlib.util.find_spec(name) is None]
+    return [name for name in needed if not _importable(name)]
 
 
 def check_available(target: str) -> None:
@@ -66,7 +74,7 @@ def check_available(target: str) -> None:
     missing = missing_packages(target)
     if missing:
         raise ExportError(
-            f"{target.upper()} models need {' and '.join(missing)}, which is not installed: {INSTALL_HINTS[target]}"
+            f"{target.upper()} export needs {' and '.join(missing)}, which is not installed: {INSTALL_HINTS[target]}"
         )
 
 
