@@ -14,6 +14,7 @@ import paddle
 from latency.convert import DEFAULT_OPSET
 from latency.engines import engine_names, get_engine
 from latency.engines.time_ops import Timing, clock_name, cpu_model, paddle_predictor
+from latency.fusion import FUSES_KEY, FUSES_SEP
 from ppnas.errors import ConfigError
 
 MODEL_PREFIX = "model"  # model.pdmodel + model.pdiparams, the names PaddleDetection's and PaddleSeg's tools read
@@ -75,13 +76,16 @@ class EngineSettings:
     def export_header(self) -> Dict[str, str]:
         """The settings fixed when op models are exported (the timer adds threads and timer)."""
         if self.engine == "paddle_inference":
-            return {
+            header = {
                 "device": self.device,
                 "mkldnn": str(int(self.mkldnn)),
                 "ir_optim": str(int(self.ir_optim)),
                 "prefix": str(int(self.prefix)),
             }
-        return {"device": self.device, "opset": str(self.opset), "prefix": str(int(self.prefix))}
+        else:
+            header = {"device": self.device, "opset": str(self.opset), "prefix": str(int(self.prefix))}
+        fuses = get_engine(self.engine).fuses(self)
+        return {**header, FUSES_KEY: FUSES_SEP.join(fuses)} if fuses else header
 
     def header(self) -> Dict[str, str]:
         """The table header's settings: a table is extended and used only with these."""

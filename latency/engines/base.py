@@ -2,7 +2,7 @@
 
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 from latency import convert
 from latency.engines.time_ops import engine_version
@@ -16,6 +16,10 @@ class Engine:
     name: str
     suffix: str
     target: str = ""
+    folds: Tuple[str, ...] = ()  # op kinds it folds into the conv before them (latency/fusion.py), measured
+
+    def fuses(self, settings: Any) -> Tuple[str, ...]:
+        return self.folds
 
     def check_available(self) -> None:
         """Fail before any work when a package the engine needs is missing (the message says how to install)."""

@@ -3,4 +3,5 @@ converter); timed with MNN's Interpreter API, one session per model (`numThread`
 
 from latency.engines.base import Engine
 
-MNN_ENGINE = Engine("mnn", ".mnn", target="mnn")
+# folds batch norm, bias, ReLU and ReLU6 into a conv (not hard swish, sigmoid: docs/latency.md)
+MNN_ENGINE = Engine("mnn", ".mnn", target="mnn", folds=("batch_norm", "bias", "relu", "relu6"))

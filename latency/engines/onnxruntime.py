@@ -2,4 +2,5 @@
 
 from latency.engines.base import Engine
 
-ONNXRUNTIME_ENGINE = Engine("onnxruntime", ".onnx", target="onnx")
+# folds batch norm, bias and ReLU into a conv (not ReLU6, hard swish, sigmoid: docs/latency.md)
+ONNXRUNTIME_ENGINE = Engine("onnxruntime", ".onnx", target="onnx", folds=("batch_norm", "bias", "relu"))
