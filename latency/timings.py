@@ -48,7 +48,7 @@ class Timings:
 
     def incomplete(self) -> List[str]:
         """Keys not timed in every sweep the header asks for (the timer stopped before the end)."""
-        wanted = set(range(1, int(self.header["timing"]["sweeps"]) + 1))
+        wanted = set(range(1, int((self.header.get("timing") or {}).get("sweeps", 1)) + 1))
         return [key for key, seen in self.sweeps.items() if not wanted <= seen]
 
 
