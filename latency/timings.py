@@ -147,7 +147,7 @@ def check_extends(table: LatencyTable, engine: str, device: str, settings: Dict[
         )
 
 
-def merge_into_table(timings: Timings, path: str, keep_existing: bool = True) -> LatencyTable:
+def merge_into_table(timings: Timings, path: str) -> LatencyTable:
     """Add the timings' keys to the table at `path` (created when missing); keys already there are kept."""
     header = timings.header
     settings = {k: str(v) for k, v in header["settings"].items()}
@@ -158,7 +158,7 @@ def merge_into_table(timings: Timings, path: str, keep_existing: bool = True) ->
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         engine = f"{timings.engine}{ENGINE_SEP}{header['engine_version']}"
         table = LatencyTable(engine=engine, device=header["device"], unit="us", settings=settings, path=path)
-    added = {k: v for k, v in timings.values().items() if not (keep_existing and k in table.entries)}
+    added = {k: v for k, v in timings.values().items() if k not in table.entries}
     table.entries.update(added)
     flagged = unstable_keys(table) + [k for k in timings.unstable() if k in added]
     table.settings.pop(UNSTABLE_KEY, None)
