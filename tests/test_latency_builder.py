@@ -33,14 +33,14 @@ def tiny_net():
 
 
 @pytest.mark.parametrize(
-    "engine, version_field",
+    "engine, engine_settings",
     [
         ("paddle_inference", {"mkldnn": "0", "ir_optim": "1"}),
-        ("onnxruntime", {"opset": "11"}),
-        ("mnn", {"opset": "11"}),
+        ("onnxruntime", {"opset": "11", "fuses": "batch_norm|bias|relu"}),
+        ("mnn", {"opset": "11", "fuses": "batch_norm|bias|relu|relu6"}),
     ],
 )
-def test_builds_a_table_that_prices_every_op_the_net_runs(tmp_path, engine, version_field):
+def test_builds_a_table_that_prices_every_op_the_net_runs(tmp_path, engine, engine_settings):
     path = str(tmp_path / "tiny.txt")
     ops = collect_ops([tiny_net()], SHAPE)
     assert list(ops) == ["conv,0,0,1,3,16,16,8,1,3,1,2,1", "batch_norm,None,1,8,8,8", "relu,1,8,8,8"]
@@ -52,7 +52,7 @@ def test_builds_a_table_that_prices_every_op_the_net_runs(tmp_path, engine, vers
     # priced at an upper bound and flagged, which is the builder working, not failing (the header says which)
     assert set(unstable_keys(table)) <= set(ops)
     settings = {key: value for key, value in table.settings.items() if key != UNSTABLE_KEY}
-    assert settings == {"device": "cpu", "threads": "1", "prefix": "0", "timer": "thread_cpu", **version_field}
+    assert settings == {"device": "cpu", "threads": "1", "prefix": "0", "timer": "thread_cpu", **engine_settings}
     assert not (tmp_path / "tiny.txt.ops").exists()  # the work folder goes once the table is complete
     estimate = estimate_latency(tiny_net(), SHAPE, table)
     assert estimate.num_ops == 3 and estimate.unpriced_ops == {}

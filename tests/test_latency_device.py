@@ -104,6 +104,7 @@ def test_import_makes_a_table_of_the_minimum_over_sweeps(capsys, exported, timed
         "device": "cpu",
         "opset": "11",
         "prefix": "0",
+        "fuses": "batch_norm|bias|relu|relu6",
         "threads": "1",
         "timer": "thread_cpu",
     }

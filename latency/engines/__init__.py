@@ -10,9 +10,9 @@ import contextlib
 from typing import Dict, Iterator, List
 
 from latency.engines.base import Engine
-from latency.engines.mnn import MNN_ENGINE
-from latency.engines.onnxruntime import ONNXRUNTIME_ENGINE
-from latency.engines.paddle_inference import PADDLE_INFERENCE_ENGINE
+from latency.engines.mnn_adapter import MNN_ENGINE
+from latency.engines.onnxruntime_adapter import ONNXRUNTIME_ENGINE
+from latency.engines.paddle_inference_adapter import PADDLE_INFERENCE_ENGINE
 from latency.engines.time_ops import TimingError
 from ppnas.errors import ConfigError, TableError
 

@@ -155,7 +155,16 @@ def random_feeds(inputs: Sequence[Dict[str, Any]], seed: int = 0) -> Dict[str, n
 def opener(engine: str, path: str, inputs: Sequence[Dict[str, Any]], options: Dict[str, Any], threads: int) -> Opener:
     """What opens a fresh session of the model at `path`, fed with fixed random inputs."""
     feeds = random_feeds(inputs)
-    return lambda: OPENERS[engine](path, feeds, options, threads)
+
+    def open_session() -> Run:
+        try:
+            run = OPENERS[engine](path, feeds, options, threads)
+            run()  # a model the engine cannot run fails here, not inside the timing
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise TimingError(f"{path}: {engine} cannot run it ({err}): export the op models again") from err
+        return run
+
+    return open_session
 
 
 # ---- the clock and the timing method ------------------------------------------------------------------
@@ -230,7 +239,7 @@ def time_against_reference(
     ops: Sequence[Opener], references: Sequence[Opener], timing: Timing
 ) -> Tuple[List[float], List[bool]]:
     """(time, unstable) of each op: its time over its reference (one reference for all ops, or one each),
-    ops and references timed in the same interleaved passes. An op below its reference is timed again,
+    ops and references timed in the same interleaved passes. An op not above its reference is timed again,
     `retries` times at most; one that stays below is priced at its own time (an upper bound) and flagged."""
 
     def differences(indexes: Sequence[int]) -> Tuple[List[float], List[float]]:
@@ -241,7 +250,7 @@ def time_against_reference(
         return [o - r for o, r in zip(own, ref)], own
 
     times, own = differences(range(len(ops)))
-    todo = [i for i, value in enumerate(times) if value < 0]
+    todo = [i for i, value in enumerate(times) if value <= 0]  # an op is never free
     for _ in range(timing.retries):
         if not todo:
             break
@@ -249,7 +258,7 @@ def time_against_reference(
         again, again_own = differences(todo)
         for i, value, mine in zip(todo, again, again_own):
             times[i], own[i] = value, min(own[i], mine)
-        todo = [i for i in todo if times[i] < 0]
+        todo = [i for i in todo if times[i] <= 0]
     for i in todo:
         times[i] = own[i]
     return times, [i in set(todo) for i in range(len(ops))]
@@ -305,15 +314,19 @@ def timings_header(manifest: Dict[str, Any], timing: Timing, device: str, versio
 
 
 def _done_lines(path: str, header: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """The result lines already in `path` (its header must be `header`); a last line cut by a kill is dropped."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
+    """The result lines already in `path`, which gets `header` when it has none yet (a new or empty file);
+    a header of other timings is refused; a last line cut by a kill is dropped."""
+    lines = [""]
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
     complete, tail = lines[:-1], lines[-1]
     if tail:  # written without its newline: the process died inside the write
         log(f"{path}: dropping an unfinished last line")
         with open(path, "w", encoding="utf-8") as f:
             f.write("".join(line + "\n" for line in complete))
     if not complete:
+        _append(path, [header])
         return []
     try:
         found = json.loads(complete[0])
@@ -370,9 +383,7 @@ def time_folder(
     header = timings_header(manifest, timing, device or f"cpu:{cpu_model()}", version)
     if version != manifest["engine_version"]:
         log(f"note: the ops were exported for {manifest['engine']} {manifest['engine_version']}, this is {version}")
-    done = {(r["sweep"], r["key"]) for r in _done_lines(out, header)} if os.path.exists(out) else set()
-    if not os.path.exists(out):
-        _append(out, [header])
+    done = {(r["sweep"], r["key"]) for r in _done_lines(out, header)}
     progress = progress or _print_progress(timing.sweeps)
     ops = manifest["ops"]
     for sweep in range(1, timing.sweeps + 1):
@@ -381,7 +392,11 @@ def time_folder(
         for start in range(0, len(todo), timing.chunk):
             chunk = todo[start : start + timing.chunk]
             openers = [_model_opener(folder, manifest, op, timing.threads) for op in chunk]
-            references = [_model_opener(folder, manifest, op["reference"], timing.threads) for op in chunk]
+            shared = len({op["reference"]["file"] for op in chunk}) == 1  # the fixed cost: timed once per pass
+            references = [
+                _model_opener(folder, manifest, op["reference"], timing.threads)
+                for op in chunk[: 1 if shared else None]
+            ]
             times, unstable = time_against_reference(openers, references, timing)
             records = [
                 {"sweep": sweep, "key": op["key"], "file": op["file"], "us": round(value, 4), "unstable": flag}
