@@ -125,10 +125,11 @@ def cpu_now() -> float:
 def load_cache(name: str) -> Dict[str, Any]:
     """What is measured of one engine and space: end-to-end rounds and the CPU each piece cost."""
     path = os.path.join(MEASURED, f"{name}.json")
-    if not os.path.exists(path):
-        return {"rounds": [], "round_cpu_seconds": [], "table_build_cpu_seconds": None}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    cache: Dict[str, Any] = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            cache = json.load(f)
+    return {"rounds": [], "round_cpu_seconds": [], "table_build_cpu_seconds": None, **cache}
 
 
 def save_cache(name: str, cache: Dict[str, Any]) -> None:

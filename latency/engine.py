@@ -59,6 +59,16 @@ class EngineSettings:
         """Time each op behind a 1x1 conv (MKLDNN: a one-op oneDNN model pays a layout reorder a chain never pays)."""
         return self.mkldnn and self.device == "cpu"
 
+    def prefixed(self, spec: Dict[str, Any]) -> bool:
+        """Whether the op of `spec` is timed behind the 1x1-conv prefix: every op with MKLDNN, the op kinds the
+        engine adapter names otherwise (its `prefixed_ops`)."""
+        return self.prefix or spec["op"] in get_engine(self.engine).prefixed_ops
+
+    def prefix_header(self) -> str:
+        """`1` (every op), `0` (none) or the op kinds timed behind the prefix (`conv`)."""
+        kinds = get_engine(self.engine).prefixed_ops
+        return "1" if self.prefix else FUSES_SEP.join(kinds) or "0"
+
     @property
     def timer(self) -> str:
         return clock_name(self.threads, self.device)
@@ -80,10 +90,10 @@ class EngineSettings:
                 "device": self.device,
                 "mkldnn": str(int(self.mkldnn)),
                 "ir_optim": str(int(self.ir_optim)),
-                "prefix": str(int(self.prefix)),
+                "prefix": self.prefix_header(),
             }
         else:
-            header = {"device": self.device, "opset": str(self.opset), "prefix": str(int(self.prefix))}
+            header = {"device": self.device, "opset": str(self.opset), "prefix": self.prefix_header()}
         fuses = get_engine(self.engine).fuses(self)
         return {**header, FUSES_KEY: FUSES_SEP.join(fuses)} if fuses else header
 

@@ -4,7 +4,7 @@ An export folder holds:
   manifest.json    format and version, its id, the engine (and the version it was exported for), the ONNX
                    opset, the ppnas version, the table's export settings, what the table is for (space, input
                    shape, samples, seed), and per op: model file, table key, input names and shapes, reference
-  ops/NNNNN.<ext>  the op alone at the key's shapes (behind a 1x1-conv prefix when the settings say prefix=1)
+  ops/NNNNN.<ext>  the op alone at the key's shapes (behind a 1x1-conv prefix when the settings say so)
   ref/...          what is subtracted from each op: `fixed` (a trivial model: the fixed cost of one run) or,
                    with a prefix, the prefix alone on each op's input
   time_ops.py      the device timer (latency/engines/time_ops.py): numpy and the engine only
@@ -42,7 +42,8 @@ def _plan(ops: Dict[str, Dict[str, Any]], settings: EngineSettings, table: Dict[
     entries = []
     for i, (key, spec) in enumerate(ops.items()):
         shapes = input_shapes(spec)
-        reference = {"file": f"ref/{i:05d}{engine.suffix}", "inputs": _inputs(shapes[:1])} if settings.prefix else fixed
+        prefixed = settings.prefixed(spec)
+        reference = {"file": f"ref/{i:05d}{engine.suffix}", "inputs": _inputs(shapes[:1])} if prefixed else fixed
         entries.append(
             {"file": f"ops/{i:05d}{engine.suffix}", "key": key, "inputs": _inputs(shapes), "reference": reference}
         )
@@ -78,14 +79,15 @@ def _write_models(
 ) -> None:
     """Save every op (and reference) as a Paddle model, then convert them all to the engine's format."""
     engine = get_engine(settings.engine)
-    stems: Dict[str, Tuple[Any, List[List[int]]]] = {}  # stem -> (spec or None, shapes of a prefix alone)
+    stems: Dict[str, Tuple[Any, bool, Any]] = {}  # stem -> (spec or None, behind a prefix, shapes of a prefix alone)
     for entry, spec in zip(manifest["ops"], ops.values()):
-        stems[os.path.splitext(entry["file"])[0]] = (spec, None)
+        prefixed = settings.prefixed(spec)
+        stems[os.path.splitext(entry["file"])[0]] = (spec, prefixed, None)
         reference = entry["reference"]
-        shapes = [i["shape"] for i in reference["inputs"]]
-        stems.setdefault(os.path.splitext(reference["file"])[0], (None, shapes if settings.prefix else None))
-    for stem, (spec, shapes) in stems.items():
-        save_op_model(spec, settings.prefix, os.path.join(folder, stem), shapes)
+        shapes = [i["shape"] for i in reference["inputs"]] if prefixed else None
+        stems.setdefault(os.path.splitext(reference["file"])[0], (None, prefixed, shapes))
+    for stem, (spec, prefixed, shapes) in stems.items():
+        save_op_model(spec, prefixed, os.path.join(folder, stem), shapes)
     keys = {os.path.splitext(e["file"])[0]: e["key"] for e in manifest["ops"]}
     engine.convert([os.path.join(folder, s) for s in stems], settings.opset, [keys.get(s, "reference") for s in stems])
     if engine.target:  # keep only the engine's files: the device needs nothing else

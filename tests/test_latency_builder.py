@@ -35,9 +35,9 @@ def tiny_net():
 @pytest.mark.parametrize(
     "engine, engine_settings",
     [
-        ("paddle_inference", {"mkldnn": "0", "ir_optim": "1"}),
-        ("onnxruntime", {"opset": "11", "fuses": "batch_norm|bias|relu"}),
-        ("mnn", {"opset": "11", "fuses": "batch_norm|bias|relu|relu6"}),
+        ("paddle_inference", {"mkldnn": "0", "ir_optim": "1", "prefix": "0"}),
+        ("onnxruntime", {"opset": "11", "fuses": "batch_norm|bias|relu", "prefix": "conv"}),
+        ("mnn", {"opset": "11", "fuses": "batch_norm|bias|relu|relu6", "prefix": "0"}),
     ],
 )
 def test_builds_a_table_that_prices_every_op_the_net_runs(tmp_path, engine, engine_settings):
@@ -52,7 +52,7 @@ def test_builds_a_table_that_prices_every_op_the_net_runs(tmp_path, engine, engi
     # priced at an upper bound and flagged, which is the builder working, not failing (the header says which)
     assert set(unstable_keys(table)) <= set(ops)
     settings = {key: value for key, value in table.settings.items() if key != UNSTABLE_KEY}
-    assert settings == {"device": "cpu", "threads": "1", "prefix": "0", "timer": "thread_cpu", **engine_settings}
+    assert settings == {"device": "cpu", "threads": "1", "timer": "thread_cpu", **engine_settings}
     assert not (tmp_path / "tiny.txt.ops").exists()  # the work folder goes once the table is complete
     estimate = estimate_latency(tiny_net(), SHAPE, table)
     assert estimate.unpriced_ops == {}

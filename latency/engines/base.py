@@ -17,6 +17,7 @@ class Engine:
     suffix: str
     target: str = ""
     folds: Tuple[str, ...] = ()  # op kinds it folds into the conv before them (latency/fusion.py), measured
+    prefixed_ops: Tuple[str, ...] = ()  # op kinds timed behind a 1x1-conv prefix (its layout is kept in a chain)
 
     def fuses(self, settings: Any) -> Tuple[str, ...]:
         return self.folds
