@@ -1,15 +1,15 @@
 """How well does a table built on this machine predict the end-to-end latency of real candidates, per engine?
 
 python bench/latency_accuracy.py [--engines paddle_inference onnxruntime mnn] [--spaces ...] [--candidates 30]
-    [--fit 8] [--work output/bench_latency_accuracy]
+    [--fit 8] [--rounds 3] [--work output/bench_latency_accuracy]
 
 For each engine (paddle_inference, onnxruntime, mnn) and space (BlazeFace 3x3 and 5x5 at 160 px, the
 MobileNetV2 DeepLabV3+ backbone space at 128 px, the FBNet PFLD space with its mixed block kinds at 112 px):
 1. samples fit + candidates architectures (seeded) and exports each whole model (paddle.jit.save, then the
    engine's format);
 2. measures every model end to end with the engine (1 thread, thread CPU time, min over interleaved passes
-   of medians, fresh sessions), twice, minutes apart: the two rounds' disagreement is the noise of the
-   reference itself; the reference is the minimum of both;
+   of medians, fresh sessions) in `--rounds` rounds, one before the table is built and the others after it,
+   minutes apart: their spread is the noise of the reference itself; the reference is their minimum;
 3. builds a table for their ops with tools/build_latency_table.py's code (same engine, same thread count),
    committed as bench/results/latency_tables/<engine>_<space>.txt with its settings in the header;
 4. fits the calibration `a * table_sum + b` (Theil-Sen) on `fit` models spread over the estimate range and
@@ -64,6 +64,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fit", type=int, default=8, help="fully measured models the calibration is fitted on")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--passes", type=int, default=5, help="interleaved end-to-end passes (min of medians)")
+    parser.add_argument("--rounds", type=int, default=3, help="end-to-end rounds, minutes apart (min kept)")
     parser.add_argument("--op-passes", type=int, default=3, help="interleaved medians per table key (min kept)")
     parser.add_argument("--sweeps", type=int, default=3, help="sweeps over all table keys (min kept)")
     parser.add_argument("--work", default=os.path.join(ROOT, "output", "bench_latency_accuracy"))
@@ -180,9 +181,9 @@ def run_space(engine: str, space: str, args: argparse.Namespace) -> Dict[str, An
     if cache["table_build_cpu_seconds"] is None and fresh:
         cache["table_build_cpu_seconds"] = round(cpu_now() - build_start, 1)
         save_cache(name, cache)
-    rounds = measure_rounds(name, 2, dirs, shape, e2e)  # the second round minutes after the first
-    measured = [min(a, b) for a, b in zip(*rounds)]
-    noise = [100.0 * abs(a - b) / min(a, b) for a, b in zip(*rounds)]
+    rounds = measure_rounds(name, args.rounds, dirs, shape, e2e)  # the later rounds minutes after the first
+    measured = [min(values) for values in zip(*rounds)]
+    noise = [100.0 * (max(values) - min(values)) / min(values) for values in zip(*rounds)]
     for name_ in ("calib_a", "calib_b", "calib_models"):  # judge the raw sum, not a stored calibration
         table.settings.pop(name_, None)
     raw = [estimate_ops(t, table).total for t in traces]
@@ -248,7 +249,9 @@ def main() -> Dict[str, Any]:
         "load_average_1m_at_start": load_at_start,
         "threads": 1,
         "command": "python bench/latency_accuracy.py",
-        "settings": {k: getattr(args, k) for k in ("candidates", "fit", "seed", "passes", "op_passes", "sweeps")},
+        "settings": {
+            k: getattr(args, k) for k in ("candidates", "fit", "seed", "passes", "rounds", "op_passes", "sweeps")
+        },
         "results": results,
         "seconds": round(time.time() - started, 1),
     }
