@@ -153,3 +153,30 @@ def test_import_refuses_another_export_engine_or_table(capsys, timed, tmp_path):
     assert code == 2 and "another engine, device or settings: device cpu:x" in stderr.splitlines()[-1]
     code, _, stderr = _import(capsys, tmp_path / "none.jsonl", tmp_path / "t.txt")
     assert code == 2 and stderr.strip().endswith("timings file not found: " + str(tmp_path / "none.jsonl"))
+
+
+def test_bad_commands_are_one_line_errors(capsys, tmp_path):
+    code, _, stderr = run_tool(
+        capsys, "build_latency_table", "-c", str(DEMO_DET_CONFIG), "--export-ops", "d", "--import", "t.jsonl"
+    )
+    assert code == 2 and stderr.strip().splitlines()[-1] == (
+        "error: --export-ops and --import are separate steps: give one of them"
+    )
+    code, _, stderr = run_tool(
+        capsys, "build_latency_table", "-c", str(DEMO_DET_CONFIG), "--export-ops", "d", "--out", "t"
+    )
+    assert code == 2 and "--export-ops writes op models, not a table" in stderr
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    code, _, stderr = run_tool(
+        capsys, "build_latency_table", "-c", str(DEMO_DET_CONFIG), "--export-ops", str(tmp_path / "full"),
+        "--samples", "1", "--input-size", "32", "--quiet",
+    )  # fmt: skip
+    assert code == 2 and "is not empty and holds no manifest.json" in stderr.strip().splitlines()[-1]
+    timer = subprocess.run(
+        [sys.executable, str(ROOT / "latency" / "engines" / "time_ops.py"), str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert timer.returncode == 2 and timer.stderr.strip() == (
+        f"error: {tmp_path / 'manifest.json'} not found: pass the folder written by build_latency_table.py --export-ops"
+    )
