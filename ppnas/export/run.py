@@ -1,7 +1,8 @@
-"""The shared export: save the Paddle Inference model and deploy config, check it, optionally convert to ONNX.
+"""The shared export: save the Paddle Inference model and deploy config, check it, optionally convert to ONNX
+and MNN.
 
-Checks, on one fixed input: Paddle Inference's outputs against the found dygraph model's, and with ONNX,
-onnxruntime's against Paddle Inference's. Float outputs must agree within |a - b| <= ATOL + RTOL * |b|;
+Checks, on one fixed input: Paddle Inference's outputs against the found dygraph model's, and with ONNX (MNN),
+onnxruntime's (MNN's) against Paddle Inference's. Float outputs must agree within |a - b| <= ATOL + RTOL * |b|;
 integer outputs (class maps) may differ in at most LABEL_TOLERANCE of their elements (a pixel whose two
 best logits tie to 1e-8 can go either way); detections are compared as sets of rows (see `compare`).
 The largest difference is printed either way.
@@ -14,11 +15,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from latency.convert import DEFAULT_OPSET, check_available
 from latency.engine import MODEL_PREFIX, save_inference_model
 from ppnas.errors import ExportError
 from ppnas.export import adapter
+from ppnas.export import mnn as mnn_export
 from ppnas.export import onnx as onnx_export
-from ppnas.export.inference import run_inference
+from ppnas.export.inference import io_names, run_inference
 from ppnas.export.model import Exportable, ExportRequest
 
 RTOL = 1e-3
@@ -126,21 +129,31 @@ class ExportResult:
     files: List[str]
     inference_vs_dygraph: Agreement
     onnx_vs_inference: Optional[Agreement] = None
+    mnn_vs_inference: Optional[Agreement] = None
 
     def summary(self) -> Dict[str, Any]:
         out: Dict[str, Any] = {"model_dir": self.model_dir, "files": self.files}
         out["inference_vs_dygraph_max_abs_diff"] = self.inference_vs_dygraph.max_abs_diff
         if self.onnx_vs_inference is not None:
             out["onnx_vs_inference_max_abs_diff"] = self.onnx_vs_inference.max_abs_diff
+        if self.mnn_vs_inference is not None:
+            out["mnn_vs_inference_max_abs_diff"] = self.mnn_vs_inference.max_abs_diff
         return out
 
 
-def export_exportable(
-    exportable: Exportable, out_dir: str, onnx: bool = False, opset: int = onnx_export.DEFAULT_OPSET
-) -> ExportResult:
-    """Save, write the deploy config, check; with `onnx`, convert and check the ONNX model too."""
+def check_converters(onnx: bool, mnn: bool) -> None:
+    """Fail before any work when a converter or runtime the export needs is not installed."""
     if onnx:
-        onnx_export.check_available()
+        check_available("onnx")
+    if mnn:
+        check_available("mnn")
+
+
+def export_exportable(
+    exportable: Exportable, out_dir: str, onnx: bool = False, opset: int = DEFAULT_OPSET, mnn: bool = False
+) -> ExportResult:
+    """Save, write the deploy config, check; with `onnx` (`mnn`), convert and check the ONNX (MNN) model too."""
+    check_converters(onnx, mnn)
     os.makedirs(out_dir, exist_ok=True)
     save_inference_model(exportable.layer, exportable.input_spec, out_dir)
     files = [os.path.join(out_dir, f"{MODEL_PREFIX}.pdmodel"), os.path.join(out_dir, f"{MODEL_PREFIX}.pdiparams")]
@@ -154,7 +167,7 @@ def export_exportable(
         ),
     )
     if onnx:
-        path = onnx_export.convert(out_dir, opset)
+        path = onnx_export.convert_onnx(out_dir, opset)
         files.append(path)
         result.onnx_vs_inference = compare(
             f"ONNX (onnxruntime, opset {opset}) vs Paddle Inference",
@@ -162,14 +175,29 @@ def export_exportable(
             inference,
             exportable.unordered_rows,
         )
+    if mnn:
+        path = mnn_export.convert_mnn(out_dir, opset)
+        if not onnx:  # the ONNX model MNN's was converted from stays beside it
+            files.append(os.path.join(out_dir, onnx_export.ONNX_FILE))
+        files.append(path)
+        result.mnn_vs_inference = compare(
+            f"MNN (from ONNX opset {opset}) vs Paddle Inference",
+            mnn_export.run_mnn(path, exportable.sample_inputs, *io_names(out_dir)),
+            inference,
+            exportable.unordered_rows,
+        )
     return result
 
 
 def export_model(
-    family: str, request: ExportRequest, out_dir: str, onnx: bool = False, opset: int = onnx_export.DEFAULT_OPSET
+    family: str,
+    request: ExportRequest,
+    out_dir: str,
+    onnx: bool = False,
+    opset: int = DEFAULT_OPSET,
+    mnn: bool = False,
 ) -> ExportResult:
     """Rebuild the found model of `family` from the request's files and export it into `out_dir`."""
-    if onnx:
-        onnx_export.check_available()  # before the rebuilding and saving
+    check_converters(onnx, mnn)  # before the rebuilding and saving
     request.check_files()
-    return export_exportable(adapter(family)(request), out_dir, onnx, opset)
+    return export_exportable(adapter(family)(request), out_dir, onnx, opset, mnn)
