@@ -20,7 +20,14 @@ from ppnas.config import load_config
 from ppnas.constraint import Constraint
 from ppnas.controller_server.protocol import frame, next_message, reward_message, unframe
 from ppnas.controller_server.serve import build_service
-from ppnas.controller_server.service import BEAT, NotLeased, NoTokensYet, SearchService, ServiceSettings
+from ppnas.controller_server.service import (
+    BEAT,
+    NotLeased,
+    NoTokensYet,
+    SearchService,
+    ServiceSettings,
+    replay_journal,
+)
 from ppnas.controller_server.tcp import ORIGINAL_SEG_SPACE_CONFIG, ControllerServer, ServerSettings, default_key
 from ppnas.engine.loop import SearchSettings, run_search
 from ppnas.engine.meta import write_meta
@@ -236,6 +243,7 @@ def test_rewards_and_records_count_from_the_lease_holder_only_and_a_late_reward_
     assert svc.trained == 1 and controller.info()["best_reward"] == 0.9
     resumed = LocalController(RANGE, SPACE.init_tokens(), checkpoint_dir=str(tmp_path))
     resumed.load(str(tmp_path))
+    replay_journal(resumed, str(tmp_path))
     catch_up(resumed, history)
     assert _state(resumed) == _state(controller)  # the late reward is in the checkpoint once
 

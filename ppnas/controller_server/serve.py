@@ -3,7 +3,7 @@ started with is_server true and server_ip set)."""
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ppnas.controller_server.service import Decoder, SearchService, ServiceSettings
+from ppnas.controller_server.service import Decoder, SearchService, ServiceSettings, replay_journal
 from ppnas.controller_server.tcp import ServerSettings, check_key, default_key
 from ppnas.engine.options import SearchOptions
 from ppnas.history import History
@@ -39,11 +39,9 @@ def build_service(
 ) -> SearchService:
     """The annealing controller (resumed when options.resume_dir is set) behind the lock a server needs."""
     controller = annealing_controller(options, range_table, init_tokens)
-    catch_up(controller, history)
-    service = SearchService(controller, history, settings or ServiceSettings(options.search_steps), decode)
-    if options.resume_dir:
-        service.restore_leases()
-    return service
+    saved = replay_journal(controller, options.resume_dir) if options.resume_dir else None
+    catch_up(controller, history)  # the history lines a kill left out of the journal
+    return SearchService(controller, history, settings or ServiceSettings(options.search_steps), decode, saved)
 
 
 def server_settings(options: SearchOptions, **tuning: Any) -> ServerSettings:
