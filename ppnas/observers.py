@@ -52,6 +52,7 @@ class Progress:
         self.quiet = quiet or (not leave and not on_terminal(self.stream))
         self.plain = not on_terminal(self.stream)
         self.every = max(1, total // PLAIN_ITER_LINES)
+        self.started = time.monotonic()
         self.postfix: Dict[str, Any] = {}
         self.bar: Optional[tqdm] = None
         if not self.quiet and not self.plain:
@@ -66,7 +67,13 @@ class Progress:
                 self.bar.set_postfix(postfix, refresh=False)
         elif not self.quiet and (self.count % self.every == 0 or self.count == self.total):
             values = "".join(f" {key} {value}" for key, value in postfix.items())
-            print(f"{self.desc}: {self.count}/{self.total} {self.unit}{values}", file=self.stream, flush=True)
+            eta = f", ETA {self.eta()}" if self.count < self.total else ""
+            print(f"{self.desc}: {self.count}/{self.total} {self.unit}{values}{eta}", file=self.stream, flush=True)
+
+    def eta(self) -> str:
+        """Time left at the pace so far, as tqdm writes it (m:ss, h:mm:ss)."""
+        done = max(self.count, 1)
+        return tqdm.format_interval((time.monotonic() - self.started) / done * max(self.total - self.count, 0))
 
     def close(self) -> None:
         if self.bar is not None:
