@@ -10,6 +10,13 @@ from ppnas.history import History
 from ppnas.samplers.annealing import annealing_controller, catch_up
 
 LOOPBACK = "127.0.0.1"
+# tools/nas_server.py's --options, in seconds: the settings class whose field (and default) each sets, and its meaning
+SERVER_OPTIONS: Dict[str, Tuple[type, str]] = {
+    "beat_timeout": (ServiceSettings, "a ppnas client silent this long has lost its candidate (recorded failed)"),
+    "lease_seconds": (ServiceSettings, "a PaddleSlim client's time per candidate; null: 3x the longest seen"),
+    "linger_seconds": (ServerSettings, "after the search, answer 'search finished' this long, then stop"),
+    "request_timeout": (ServerSettings, "a connection must deliver its whole request within this"),
+}
 
 
 def controller_key(kind: str, space_name: str, server_key: Optional[str]) -> Tuple[str, bool]:
