@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+import paddle
 
 from latency.engine import MODEL_PREFIX, save_inference_model
 from ppnas.errors import ExportError
@@ -194,7 +195,8 @@ def export_exportable(
 
 
 def _export_into(exportable: Exportable, folder: str, onnx: bool, opset: int) -> ExportResult:
-    save_inference_model(exportable.layer, exportable.input_spec, folder)
+    with paddle.utils.unique_name.guard():  # names from 0, whatever this process saved before: the output fetch
+        save_inference_model(exportable.layer, exportable.input_spec, folder)  # names are stable (OUTPUT_NAMES)
     files = [os.path.join(folder, f"{MODEL_PREFIX}.pdmodel"), os.path.join(folder, f"{MODEL_PREFIX}.pdiparams")]
     files.append(exportable.write_deploy_config(folder))
     inference = run_inference(folder, exportable.sample_inputs)
