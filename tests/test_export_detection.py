@@ -15,6 +15,7 @@ from export_helpers import paddle_inference, run_export_cli
 
 from ppnas.config import load_config
 from ppnas.errors import DataError, ExportError
+from ppnas.export.detection import OUTPUT_NAMES
 from ppnas.export.model import ExportRequest
 from ppnas.export.run import export_model
 from ppnas.tasks.detection import (
@@ -86,6 +87,8 @@ def test_inference_model_equals_dygraph(found, exported):
     )
     image = np.random.default_rng(7).uniform(-1, 1, [1, 3, TINY_SIZE, TINY_SIZE]).astype("float32")
     boxes, counts = paddle_inference(out, _feeds(image))
+    named = paddle_inference(out, _feeds(image), outputs=list(OUTPUT_NAMES.values()))  # the documented names
+    assert named[0].tolist() == boxes.tolist() and named[1].tolist() == counts.tolist()
     ref_boxes, ref_counts = _dygraph(found, _feeds(image))
     assert boxes.shape[1] == 6 and counts.tolist() == ref_counts.tolist() == [len(boxes)]
     np.testing.assert_allclose(boxes, ref_boxes, rtol=1e-3, atol=1e-3)
@@ -127,7 +130,7 @@ def test_onnx_output_matches_paddle_inference(exported):
     assert sorted(i.name for i in session.get_inputs()) == ["im_shape", "image", "scale_factor"]
     image = np.random.default_rng(8).uniform(-1, 1, [1, 3, TINY_SIZE, TINY_SIZE]).astype("float32")
     feeds = _feeds(image)
-    onnx_boxes, onnx_counts = session.run(None, feeds)
+    onnx_boxes, onnx_counts = session.run([OUTPUT_NAMES["bbox"], OUTPUT_NAMES["bbox_num"]], feeds)
     boxes, counts = paddle_inference(out, feeds)
     assert onnx_counts.tolist() == counts.tolist()
     np.testing.assert_allclose(onnx_boxes, boxes, rtol=1e-3, atol=1e-3)
