@@ -173,6 +173,7 @@ FBNET_DATA: Dict[str, Doc] = {
     "Supernet.stages[].candidates": ("blocks", "candidate block names (mb_k3_res, sep_k5, gh_k3, ...)"),
 }
 ENGINE: Dict[str, Doc] = {
+    "engine": ("-", "paddle_inference | onnxruntime | mnn: what times the ops, as it deploys (--engine)"),
     "device": ("-", "cpu | gpu (--device)"),
     "threads": ("threads", "CPU math threads; 1 times with thread CPU time (--threads)"),
     "mkldnn": ("-", "oneDNN on the CPU, each op timed behind a 1x1-conv prefix (--mkldnn)"),
@@ -180,6 +181,7 @@ ENGINE: Dict[str, Doc] = {
     "warmup": ("runs", "untimed runs before timing (--warmup)"),
     "repeats": ("runs", "timed runs per median (--repeats)"),
     "passes": ("medians", "interleaved medians per op key; the least is kept (--passes)"),
+    "opset": ("-", "ONNX opset of the onnxruntime and mnn op models (--opset)"),
 }
 
 SERVER_DOCS = {f"--{name}": ("s", meaning) for name, (_, meaning) in SERVER_OPTIONS.items()}
