@@ -36,7 +36,7 @@ from scratch_reference import (
     task_for,
 )
 
-from ppnas.sanas.search import seed_everything
+from ppnas.engine.seeding import seed_everything
 from ppnas.tasks.detection import BlazeFaceTask
 
 CURVE_BINS = (0, 8, 15)  # of 16: bottom, middle and top of the window
@@ -195,6 +195,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train", type=int, default=1000)
     parser.add_argument("--val", type=int, default=500)
     parser.add_argument("--max-faces", type=int, default=3, help="make_wider_demo's max_faces")
+    parser.add_argument("--hard", action="store_true", help="make_wider_demo's hard variant")
     parser.add_argument("--bins", type=int, nargs="+", default=list(CURVE_BINS), help="of the 16 stratified picks")
     parser.add_argument(
         "--with-reference",
@@ -228,11 +229,13 @@ def run_curves(args: argparse.Namespace, schedule: Schedule, data: DemoData, log
 def main() -> None:
     args = parse_args()
     schedule = Schedule(max_iters=args.iters, input_size=args.input_size)
-    data = DemoData(train=args.train, val=args.val, max_faces=args.max_faces)
-    tag = f"{args.input_size}px_t{args.train}_v{args.val}_f{args.max_faces}"
+    data = DemoData(train=args.train, val=args.val, max_faces=args.max_faces, hard=args.hard)
+    tag = f"{args.input_size}px_t{args.train}_v{args.val}_f{args.max_faces}" + ("_hard" if args.hard else "")
     summary = run_curves(args, schedule, data, RESULTS / f"scratch_learning_curve_{tag}.jsonl")
     image = ROOT / "docs" / "images" / f"scratch_learning_curve_{tag}.png"
-    title = f"From scratch: {args.train} train / {args.val} val, max_faces {args.max_faces}, {args.input_size} px"
+    variant = ", hard" if args.hard else ""
+    sets = f"{args.train} train / {args.val} val, max_faces {args.max_faces}{variant}"
+    title = f"From scratch: {sets}, {args.input_size} px"
     plot(summary, image, title)
     summary.update(
         schedule=schedule.key(), data=data.fingerprint(), every=args.every, image=str(image.relative_to(ROOT))

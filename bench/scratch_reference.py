@@ -83,19 +83,24 @@ class DemoData:
     size: int = 160
     max_faces: int = 3
     seed: int = 0
+    hard: bool = False  # the generator's hard variant: capacity shows (the default set is solved by every subnet)
 
     def fingerprint(self) -> Dict[str, Any]:
-        return {"generator": "ppnas.demo.wider.make_wider_demo", **dataclasses.asdict(self)}
+        fields = dataclasses.asdict(self)
+        if not self.hard:  # records of the default set were cached before the hard variant existed
+            fields.pop("hard")
+        return {"generator": "ppnas.demo.wider.make_wider_demo", **fields}
 
     def folder(self, root: pathlib.Path = DATA_ROOT) -> pathlib.Path:
-        return root / f"wider_t{self.train}_v{self.val}_s{self.size}_f{self.max_faces}_seed{self.seed}"
+        hard = "_hard" if self.hard else ""
+        return root / f"wider_t{self.train}_v{self.val}_s{self.size}_f{self.max_faces}_seed{self.seed}{hard}"
 
     def ensure(self, root: pathlib.Path = DATA_ROOT) -> pathlib.Path:
         """The set's folder, generated unless a complete copy is there (a marker is written last)."""
         folder = self.folder(root)
         marker = folder / "generated.json"
         if not marker.exists():
-            make_wider_demo(str(folder), self.train, self.val, self.size, self.max_faces, self.seed)
+            make_wider_demo(str(folder), self.train, self.val, self.size, self.max_faces, self.seed, self.hard)
             marker.write_text(json.dumps(self.fingerprint()) + "\n")
         return folder
 

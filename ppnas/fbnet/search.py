@@ -34,7 +34,7 @@ from ppnas.fbnet.derive import (
     subnet_from_supernet,
     write_structure,
 )
-from ppnas.fbnet.lut import LookupTable
+from ppnas.fbnet.lut import LOSS_FLOPS_SCALE, US_PER_MS, LookupTable
 from ppnas.fbnet.settings import FBNetConfig
 from ppnas.fbnet.supernet import FBNetSupernet
 from ppnas.fbnet.train import CHECKPOINT_SUFFIX, load_checkpoint, record_once, save_checkpoint, train_pass
@@ -43,6 +43,7 @@ from ppnas.observers import ScalarLog
 from ppnas.report.figures.probabilities import plot_choice_probabilities
 from ppnas.storage import refuse_existing
 from ppnas.tasks.landmarks import LandmarkData, evaluate_nme, pfld_loss
+from ppnas.units import format_count, format_ms
 
 SUBNET_WEIGHTS = "subnet_init.pdparams"
 PROBABILITIES_PNG = "choice_probabilities.png"
@@ -238,11 +239,20 @@ def _checkpoint(state: SearchState, epochs_done: int, record: Dict[str, Any]) ->
 def _print_epoch(record: Dict[str, Any], cfg: FBNetConfig, quiet: bool) -> None:
     if quiet or not parallel.is_main():
         return
-    print(
-        f"epoch {record['epoch']}/{cfg.search['epochs']} {record['phase']}: test NME {record['nme']:.4f}, expected "
-        f"latency {record['expected_latency']:.4g} {record['latency_unit']}, T {record['temperature']:.3f}, "
-        f"subnet {record['predicted']:.4g} {record['lut_unit']}",
-        flush=True,
+    print(epoch_line(record, int(cfg.search["epochs"])), flush=True)
+
+
+def epoch_line(record: Dict[str, Any], epochs: int) -> str:
+    """An epoch record as one line, the distribution's expected price and the subnet's in one unit (ms with a
+    table, FLOPs without: the loss itself counts us or kFLOPs)."""
+    if record["predicted_ms"] is not None:
+        expected, subnet = format_ms(record["expected_latency"] / US_PER_MS), format_ms(record["predicted_ms"])
+    else:
+        expected = format_count(record["expected_latency"] / LOSS_FLOPS_SCALE, "FLOPs")
+        subnet = format_count(record["predicted"], "FLOPs")
+    return (
+        f"epoch {record['epoch']}/{epochs} {record['phase']}: test NME {record['nme']:.4f}, expected latency "
+        f"{expected}, T {record['temperature']:.3f}, subnet {subnet}"
     )
 
 

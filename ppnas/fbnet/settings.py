@@ -16,7 +16,8 @@ from ppnas.errors import ConfigError
 from ppnas.fbnet.supernet import SupernetSpec, supernet_spec
 from ppnas.tasks.landmarks import data_settings
 
-TOP_KEYS = ("save_dir", "seed", "use_gpu", "Data", "Supernet", "LUT", "Search", "Retrain")
+TOP_DEFAULTS: Dict[str, Any] = {"save_dir": "output/pfld_fbnet", "seed": 0, "use_gpu": False}
+TOP_KEYS = (*TOP_DEFAULTS, "Data", "Supernet", "LUT", "Search", "Retrain")
 MODES = ("mul", "add")
 SEARCH_DEFAULTS: Dict[str, Any] = {
     "epochs": 300,  # weight epochs in all, warm-up included
@@ -75,7 +76,7 @@ def fbnet_config(cfg: Mapping[str, Any]) -> FBNetConfig:
     bound = search["max_latency"]
     if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float)) or bound <= 0):
         raise ConfigError(f"Search.max_latency must be a positive number or null, got {bound!r}")
-    save_dir = str(cfg.get("save_dir") or "output/pfld_fbnet")  # like the other searches: from the shell's folder
+    save_dir = str(cfg.get("save_dir") or TOP_DEFAULTS["save_dir"])  # like the other searches: from the shell's folder
     table_file = resolve_path(cfg, lut["table_file"])
     constraint = Constraint(
         ctype="latency" if table_file else "flops",
@@ -86,8 +87,8 @@ def fbnet_config(cfg: Mapping[str, Any]) -> FBNetConfig:
     return FBNetConfig(
         raw=dict(cfg),
         save_dir=save_dir,
-        seed=int(cfg.get("seed", 0)),
-        use_gpu=bool(cfg.get("use_gpu", False)),
+        seed=int(cfg.get("seed", TOP_DEFAULTS["seed"])),
+        use_gpu=bool(cfg.get("use_gpu", TOP_DEFAULTS["use_gpu"])),
         spec=supernet_spec(cfg.get("Supernet")),
         search=search,
         retrain=retrain,

@@ -1,16 +1,19 @@
 """`--phase sample_flops`: FLOPs (and table latency) of random subnets, measured as the search measures them,
 with the baseline (init tokens) marked: is the baseline near the peak, and how much of the space is inside the
-window (United-Perception's sample_flops)."""
+window (United-Perception's sample_flops). It measures the constraint only: no dataset and no trained supernet
+are read (the supernet is built with random weights, only to cut each subnet's plain model from it). Each subnet
+is built and traced (about 0.1 s at 640 px, see docs/oneshot.md), so the progress shows an ETA and
+`flops_samples` sets the count."""
 
 import json
 import os
 import random
+import sys
 from typing import Any, Dict, List, Mapping
-
-from tqdm import tqdm
 
 from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError
+from ppnas.observers import Progress
 from ppnas.oneshot.adapters import adapter_class
 from ppnas.oneshot.supernet import build_supernet
 from ppnas.report.figures.distribution import plot_sample_distribution
@@ -50,16 +53,21 @@ def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = F
             "inside": constraint.admits(m),
         }
 
-    samples = [
-        measure([rng.randrange(n) for n in space.range_table()])
-        for _ in tqdm(range(count), desc="sample_flops", unit="subnet", disable=quiet)
-    ]
+    sides = sorted({size[-1] for size in space.image_size_list})
+    size_text = "-".join(map(str, sides[:1] + sides[1:][-1:]))
+    if not quiet:
+        print(f"sample_flops: measuring {count} random subnets (flops_samples) at {size_text} px", file=sys.stderr)
+    bar = Progress(count, "sample_flops", "subnets", quiet=quiet, stream=sys.stderr)  # stdout: the JSON summary
+    samples = []
+    for _ in range(count):
+        samples.append(measure([rng.randrange(n) for n in space.range_table()]))
+        bar.update(1)
+    bar.close()
     baseline = measure(space.init_tokens())
     save_dir = cfg["save_dir"]
     os.makedirs(save_dir, exist_ok=True)
     window = Window.from_meta(constraint_meta(constraint))
-    sides = sorted({size[-1] for size in space.image_size_list})
-    title = f"{count} random subnets of {space.name} at {'-'.join(map(str, sides[:1] + sides[1:][-1:]))} px"
+    title = f"{count} random subnets of {space.name} at {size_text} px"
     png = plot_sample_distribution(samples, baseline, window, title, os.path.join(save_dir, SAMPLE_FLOPS_PNG))
     flops = sorted(s["flops"] for s in samples)
     summary = {

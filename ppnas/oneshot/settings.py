@@ -9,7 +9,15 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
-from ppnas.config import CONFIG_DIR_KEY, config_kind, load_config, merge, override_pairs, parse_overrides
+from ppnas.config import (
+    CONFIG_DIR_KEY,
+    config_kind,
+    load_config,
+    merge,
+    override_pairs,
+    parse_overrides,
+    resolve_path,
+)
 from ppnas.constraint import Constraint
 from ppnas.engine.options import SEARCH_DEFAULTS
 from ppnas.errors import ConfigError
@@ -83,8 +91,7 @@ def load_oneshot_config(path: str, overrides: Sequence[str] = (), save_dir: Opti
         raise ConfigError(f"calib_batches must be at least 1, got {cfg['calib_batches']}")
     if cfg["seed"] is None:
         cfg["seed"] = 0  # the loop seeds every iteration from it; a run must be repeatable to be resumable
-    if cfg["supernet_dir"]:
-        cfg["supernet_dir"] = os.path.abspath(str(cfg["supernet_dir"]))  # typed on the command line: from here
+    cfg["supernet_dir"] = resolve_path(cfg, cfg["supernet_dir"]) or None
     cfg["supernet"] = cfg["supernet"] or DEFAULT_SUPERNETS[cfg["task"]]
     import_custom(cfg["custom_imports"], cfg[CONFIG_DIR_KEY])
     task = supernet_class(cfg["supernet"]).task
@@ -126,11 +133,12 @@ def check_subnet_tokens(value: Any, space: ElasticSpace) -> List[int]:
     return tokens
 
 
-def _given_settings(value: Any) -> Dict[str, Any]:
+def _given_settings(cfg: Mapping[str, Any], value: Any) -> Dict[str, Any]:
     """subnet_settings as {subnet_settings, image_size}: from a mapping of modules (image_size beside them), its
-    YAML text (a segmentation config's -o keeps it as text), or a file (as the search exports a subnet)."""
+    YAML text (a segmentation config's -o keeps it as text), or a file (as the search exports a subnet; the
+    config's path rule)."""
     if isinstance(value, str):
-        path = value if os.path.isabs(value) else os.path.join(os.getcwd(), value)
+        path = resolve_path(cfg, value)
         try:
             if os.path.isfile(path):
                 with open(path, encoding="utf-8") as f:
@@ -152,7 +160,7 @@ def subnet_tokens_of(cfg: Mapping[str, Any], space: ElasticSpace) -> List[int]:
     `subnet_settings` and `image_size`) or `subnet_tokens`."""
     settings, tokens = cfg["subnet_settings"], cfg["subnet_tokens"]
     if settings not in (None, ""):
-        given = _given_settings(settings)
+        given = _given_settings(cfg, settings)
         return space.encode(given["subnet_settings"], given.get("image_size"))
     if tokens in (None, ""):
         example = ",".join(map(str, space.init_tokens()))

@@ -1,0 +1,15 @@
+"""An FBNet epoch line prints the expected price and the subnet's in one unit."""
+
+import ppnas  # noqa: F401  # isort: skip
+from ppnas.fbnet.search import epoch_line
+
+RECORD = {"epoch": 3, "phase": "search", "nme": 0.1234, "temperature": 4.3}
+
+
+def test_flops_mode_prints_both_prices_in_flops_and_table_mode_both_in_ms():
+    flops = {**RECORD, "expected_latency": 7418.0, "latency_unit": "kFLOPs", "predicted": 6.803e6, "predicted_ms": None}
+    assert epoch_line(flops, 12) == (
+        "epoch 3/12 search: test NME 0.1234, expected latency 7.42M FLOPs, T 4.300, subnet 6.8M FLOPs"
+    )
+    table = {**RECORD, "expected_latency": 5200.0, "latency_unit": "us", "predicted": 4.9, "predicted_ms": 4.9}
+    assert epoch_line(table, 12).endswith("expected latency 5.20 ms, T 4.300, subnet 4.90 ms")
