@@ -19,7 +19,7 @@ from ppnas.controller_server.serve import SERVER_OPTIONS
 from ppnas.engine.options import SEARCH_DEFAULTS
 from ppnas.fbnet import settings as fbnet_settings
 from ppnas.fbnet.supernet import STAGE_KEYS, SUPERNET_DEFAULTS
-from ppnas.oneshot.settings import BIGNAS_KEYS
+from ppnas.oneshot.keys import ONESHOT_KEYS, SEG_ONLY_KEYS, slim_key
 from ppnas.tasks.detection import MODEL_KEYS, PPDET_UNUSED_KEYS, TASK_KEYS
 from ppnas.tasks.landmarks import DATA_DEFAULTS
 from ppnas.tasks.segmentation_config import OPTIONAL_KEYS, SLIM_DEFAULTS
@@ -106,18 +106,33 @@ SLIM: Dict[str, Doc] = {
     "SLIM.NAS_CONSTRAINT_MISSING": ("-", "Constraint.missing_keys: error | nearest"),
 }
 BIGNAS: Dict[str, Doc] = {
+    "supernet": ("-", "the registered supernet; null: the task's own (BlazeFaceSupernet, DeepLabV3PSupernet)"),
+    "custom_imports": ("modules", "modules that register a user's supernet (relative to the config's folder)"),
+    "space": ("block", "United-Perception's {space: {min, max, stride}, sample_strategy} per module and dimension"),
+    "image_size_list": ("px", "input sizes to search: {min, max, stride}, a list of sides or shapes; null: one"),
+    "share_interpolation": ("-", "true: every subnet of an iteration at one random input size"),
+    "interpolation_type": ("-", "how a batch is resized to a subnet's size: nearest | bilinear | bicubic | area"),
     "sample_strategy": ("-", "subnets per supernet iteration, in order: max | min | random | middle"),
     "distill_weight": ("-", "weight of in-place distillation from the max subnet (0: none)"),
     "checkpoint_every": ("iterations", "supernet checkpoint interval (a killed run resumes from the last)"),
-    "calib_batches": ("batches", "train batches that recalibrate BatchNorm on each subnet before its AP"),
+    "calib_batches": ("batches", "train batches that recalibrate BatchNorm on each subnet before its score"),
     "search_mode": ("-", "sampler of the search phase: random | traverse | sanas"),
-    "subnet_count": ("subnets", "subnets inside the window the search phase evaluates"),
+    "subnet_count": ("subnets", "subnets inside the window the search and sample_accuracy phases evaluate"),
     "traverse_stride": ("tokens", "grid step of search_mode traverse"),
     "flops_samples": ("subnets", "random subnets sample_flops measures (about 0.1 s of CPU each at 640 px)"),
+    "flops_range": ("FLOPs", "sample_accuracy's window, e.g. ['8M', '14M']; null: the Constraint's"),
+    "baseline_flops": ("FLOPs", "sample_accuracy's top-k at most these FLOPs; null: the baseline subnet's"),
     "subnet_tokens": ("tokens", "the subnet of evaluate_subnet and finetune_subnet, e.g. 2,1,3,8,2,1,2,1,0"),
+    "subnet_settings": ("block", "or that subnet as United-Perception's subnet_settings (or a file holding them)"),
     "finetune_iters": ("iterations", "finetune_subnet's training from the inherited weights"),
     "finetune_lr_scale": ("-", "finetune_subnet's learning rate as a share of the config's"),
     "supernet_dir": ("path", "the trained supernet of any phase after train_supnet; null: <save_dir>/supernet"),
+}
+BIGNAS_SEG: Dict[str, Doc] = {
+    "SLIM.BIGNAS_SAVE_DIR": ("folder", "supernet, history, report, best_model/ (relative to the working directory)"),
+    "SLIM.BIGNAS_MAX_ITERS": ("iterations", "supernet iterations"),
+    "SLIM.BIGNAS_MAX_REJECTS": ("draws", "draws outside the window in a row before the window is declared impossible"),
+    "SLIM.BIGNAS_USE_GPU": ("-", "train on the GPU (paddlepaddle-gpu)"),
 }
 FBNET_TOP: Dict[str, Doc] = {
     "save_dir": ("folder", "LUT, history, checkpoints, subnet, report (relative to the working directory)"),
@@ -204,12 +219,25 @@ SECTIONS: List[Section] = [
     Section(
         "Segmentation search",
         "slim/nas/train.py, tools/nas_server.py: the `SLIM:` block",
-        _prefixed("SLIM", SLIM_DEFAULTS),
+        _prefixed("SLIM", {key: value for key, value in SLIM_DEFAULTS.items() if not key.startswith("BIGNAS_")}),
         SLIM,
         "The rest of the file is PaddleSeg's own config (`_base_`, `model`, datasets, optimizer), read by PaddleSeg. "
         f"Top-level keys a config may leave out but an override may set: {_listed(OPTIONAL_KEYS)}.",
     ),
-    Section("One-shot search (BigNAS)", "tools/bignas.py: the detection keys above and these", BIGNAS_KEYS, BIGNAS),
+    Section(
+        "One-shot search (BigNAS)",
+        "tools/bignas.py: a detection config's top level (the detection keys above and these); a segmentation "
+        "config writes each as `SLIM.BIGNAS_<KEY>` (`subnet_count` -> `SLIM.BIGNAS_SUBNET_COUNT`)",
+        ONESHOT_KEYS,
+        BIGNAS,
+    ),
+    Section(
+        "One-shot search, segmentation config only",
+        "tools/bignas.py with a PaddleSeg YAML: its `SLIM:` block (the constraint is `SLIM.NAS_CONSTRAINT_*`, the "
+        "seed `SLIM.NAS_SEED`)",
+        {f"SLIM.{slim_key(key)}": value for key, value in SEG_ONLY_KEYS.items()},
+        BIGNAS_SEG,
+    ),
     Section(
         "FBNet search (PFLD landmarks)",
         "tools/fbnet.py: the top level",
