@@ -10,14 +10,15 @@ Usage: python bench/oneshot_ranking.py [--subnets 8] [--stage scratch|all] [--re
 instead of training another; the demo data are generated with the same seed, so they are the same files.)
 
 `--task segmentation` does the same for the DeepLabV3+ supernet (configs/demo/cityscape_bignas_demo.yaml) with
-issue 14's method: `--subnets` subnets spread over the config's FLOPs window, each trained from scratch with the
-segmentation search's training under SEG_SCHEDULE for every seed of SEG_SEEDS (seed-major; each run cached in
-bench/results/scratch_reference_seg.jsonl with bench/scratch_reference.py's key, reader and writer, so a killed
-run resumes), the reference = the mean mIoU over seeds, its noise = `reference_tau_ceiling` (Kendall tau of each
-seed alone against the mean of the others, averaged), and Kendall tau of the inherited mIoU against the reference.
-The demo's train images with SEG_VAL_IMAGES val images (more than the demo's 10: a steadier mIoU) score both.
+issue 14's method (bench/seg_ranking.py): `--subnets` subnets spread over the FLOPs of random subnets
+(seg_ranking.PICK_WINDOW), each trained from scratch with the segmentation search's training for SEG_EPOCHS
+epochs with every seed of SEG_SEEDS (seed-major; each run cached in bench/scratch_reference.py's cache,
+bench/results/scratch_reference.jsonl, so a killed run resumes), the reference = the mean mIoU over seeds, its
+noise = `reference_tau_ceiling` (Kendall tau of each seed alone against the mean of the others, averaged), and
+Kendall tau of the inherited mIoU against the reference. The demo's train images with SEG_VAL_IMAGES val images
+(more than the demo's 10: a steadier mIoU) score both; the supernet is the demo config's, trained on them here.
     python bench/oneshot_ranking.py --task segmentation --subnets 12 --stage scratch   # from-scratch runs only
-    python bench/oneshot_ranking.py --task segmentation --subnets 12 --reuse output/deeplabv3p_bignas_demo
+    python bench/oneshot_ranking.py --task segmentation --subnets 12
 """
 
 import ppnas  # noqa: F401  # isort: skip

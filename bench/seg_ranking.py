@@ -1,5 +1,9 @@
 """The segmentation half of bench/oneshot_ranking.py (`--task segmentation`; see its docstring): from-scratch
-mIoU of subnets of the DeepLabV3+ supernet with several seeds, their noise, and the ranking by inherited mIoU."""
+mIoU of subnets of the DeepLabV3+ supernet with several seeds, their noise, and the ranking by inherited mIoU.
+
+The from-scratch runs go into bench/scratch_reference.py's cache (one cache for every task: its key, reader
+and writer; a segmentation run's key holds its backbone structure, seed, schedule and data), so a killed run
+resumes and a finished one is never trained again."""
 
 import ppnas  # noqa: F401  # isort: skip
 import json
@@ -10,23 +14,23 @@ import statistics
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from common import RESULTS, machine
+from common import machine
 from scipy.stats import kendalltau
-from scratch_reference import append_record, pair_taus, read_cache, run_key, split_taus
+from scratch_reference import CACHE, append_record, pair_taus, read_cache, run_key, split_taus
 
 from ppnas.config import override_pairs
+from ppnas.constraint import Constraint
 from ppnas.demo.cityscapes import make_cityscapes_demo
 from ppnas.engine.seeding import seed_everything
 from ppnas.oneshot.adapters import adapter_class
 from ppnas.oneshot.checkpoint import Checkpoint
-from ppnas.oneshot.settings import load_oneshot_config, oneshot_constraint
+from ppnas.oneshot.settings import load_oneshot_config
 from ppnas.oneshot.supernet import build_supernet
 from ppnas.tasks.segmentation import DeepLabTask
 from ppnas.tasks.segmentation_config import load_seg_config
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "configs" / "demo" / "cityscape_bignas_demo.yaml")
-SEG_CACHE = RESULTS / "scratch_reference_seg.jsonl"
 SEG_SEEDS = (0, 1, 2)
 SEG_EPOCHS = 30  # 300 iterations of batch 4 on the 40 demo train images; mIoU after the last epoch
 SEG_VAL_IMAGES = 40
@@ -40,7 +44,12 @@ DATA = {
 }
 DATA_DIR = ROOT / "output" / "seg_ranking_data" / "t40_v40_s128x256_seed0"
 SUPERNET_DIR = ROOT / "output" / "seg_ranking_supernet"
+SUPERNET_CPU = SUPERNET_DIR / "bench_cpu_seconds.json"  # thread CPU time of its training, over every resumed run
 PICK_SEED = 0
+# Subnets are spread over the 5th-95th percentile of random subnets' FLOPs at the crop (sample_flops of the
+# demo config: 206-279 MFLOPs), wider than the demo's search window [210, 240]: a ranking test needs subnets
+# whose true mIoU differs by more than the seed noise.
+PICK_WINDOW = (2.05e8, 2.8e8)
 
 
 def data_dir() -> pathlib.Path:
@@ -62,10 +71,10 @@ def data_overrides(folder: pathlib.Path) -> List[str]:
 
 
 def pick_subnets(cfg: Mapping[str, Any], count: int) -> List[Dict[str, Any]]:
-    """One subnet per equal-width FLOPs bin of the config's window: the first seeded uniform draw in it."""
+    """One subnet per equal-width FLOPs bin of PICK_WINDOW: the first seeded uniform draw in it."""
     supernet, measurable = build_supernet(cfg), adapter_class(cfg).measurable
-    constraint = oneshot_constraint(cfg)
-    low, high = float(constraint.min_constraint), float(constraint.max_constraint)
+    constraint = Constraint(ctype="flops")
+    low, high = PICK_WINDOW
     width, rng, picked = (high - low) / count, random.Random(PICK_SEED), {}
     for _ in range(5000):
         tokens = [rng.randrange(n) for n in supernet.space.range_table()]
@@ -101,7 +110,7 @@ def scratch_miou(task: DeepLabTask, subnet: Mapping[str, Any], seed: int) -> Dic
     """One from-scratch run (its cached record when this key ran before)."""
     schedule = schedule_of(task)
     key = run_key(subnet["structure"], seed, schedule, DATA)
-    known = read_cache(SEG_CACHE).get(key)
+    known = read_cache(CACHE).get(key)
     if known is not None:
         return known
     start, wall = time.thread_time(), time.perf_counter()
@@ -121,9 +130,17 @@ def scratch_miou(task: DeepLabTask, subnet: Mapping[str, Any], seed: int) -> Dic
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
-    append_record(record, SEG_CACHE)
+    append_record(record, CACHE)
     print(f"seed {seed} {subnet['tokens']}: mIoU {miou:.4f} in {record['cpu_seconds']:.0f} s CPU", flush=True)
     return record
+
+
+def _supernet_cpu_seconds(more: float = 0.0) -> float:
+    """The supernet's training CPU seconds so far, plus `more` (written back when more were spent)."""
+    spent = json.loads(SUPERNET_CPU.read_text())["cpu_seconds"] if SUPERNET_CPU.exists() else 0.0
+    if more:
+        SUPERNET_CPU.write_text(json.dumps({"cpu_seconds": spent + more}) + "\n")
+    return spent + more
 
 
 def inherited(cfg: Mapping[str, Any], subnets: Sequence[Mapping[str, Any]], reuse: Optional[str]) -> Dict[str, Any]:
@@ -137,7 +154,9 @@ def inherited(cfg: Mapping[str, Any], subnets: Sequence[Mapping[str, Any]], reus
         cfg["save_dir"] = str(SUPERNET_DIR)
         state = Checkpoint.of(cfg).state()
         if state is None or state["iteration"] < int(cfg["max_iters"]):
+            start = time.thread_time()
             train_supernet(cfg, resume=state is not None, quiet=True)
+            _supernet_cpu_seconds(time.thread_time() - start)
     state = Checkpoint.of(cfg).state()
     evaluator = SupernetEvaluator.from_checkpoint(cfg)
     evaluator.evaluate(subnets[0]["tokens"])  # warm-up: the calibration batches are fetched once
@@ -148,7 +167,8 @@ def inherited(cfg: Mapping[str, Any], subnets: Sequence[Mapping[str, Any]], reus
     return {
         "runs": out,
         "supernet_iters": state["iteration"],
-        "supernet_train_seconds": state["train_seconds"],
+        "supernet_train_wall_seconds": state["train_seconds"],
+        "supernet_train_cpu_seconds": None if reuse else _supernet_cpu_seconds(),
         "supernet": reuse or str(SUPERNET_DIR),
     }
 
@@ -183,12 +203,18 @@ def segmentation_ranking(count: int, stage: str, reuse: Optional[str]) -> Option
         "reference_seed_std_median": statistics.median(statistics.stdev(row) for row in matrix),
         "eval_cpu_seconds_per_subnet": eval_cpu,
         "scratch_cpu_seconds_per_run": scratch_cpu,
-        "speedup": scratch_cpu / eval_cpu,
+        "speedup_per_subnet": scratch_cpu / eval_cpu,
+        # every cost: the supernet's training + one evaluation per subnet, against one training per subnet
+        "total_cpu_seconds_oneshot": (found["supernet_train_cpu_seconds"] or 0.0) + eval_cpu * len(subnets),
+        "total_cpu_seconds_scratch_one_seed": scratch_cpu * len(subnets),
+        "break_even_subnets": (found["supernet_train_cpu_seconds"] or 0.0) / (scratch_cpu - eval_cpu),
         "supernet_iters": found["supernet_iters"],
-        "supernet_train_seconds": found["supernet_train_seconds"],
+        "supernet_train_wall_seconds": found["supernet_train_wall_seconds"],
+        "supernet_train_cpu_seconds": found["supernet_train_cpu_seconds"],
         "supernet": found["supernet"],
         "schedule": schedule_of(task),
         "data": DATA,
+        "pick_window_flops": list(PICK_WINDOW),
         "calib_batches": int(cfg["calib_batches"]),
         "subnets": [
             {
