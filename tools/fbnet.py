@@ -89,7 +89,7 @@ def phase_search(cfg: FBNetConfig, args: argparse.Namespace) -> Dict[str, Any]:
         "weights": outcome.weights_path,
         "nme": last.get("nme"),
         "nme_norm": last.get("nme_norm"),
-        "probabilities": last.get("probabilities"),
+        "probabilities": outcome.probabilities,
         "predicted": last.get("predicted"),
         "unit": last.get("lut_unit"),
         "predicted_ms": last.get("predicted_ms"),

@@ -110,6 +110,7 @@ def latency_term(cfg: FBNetConfig, lut: LookupTable) -> LatencyTerm:
 @dataclass
 class SearchOutcome:
     choices: List[str]
+    probabilities: List[List[float]]  # softmax(alpha) per slot, this rank's own
     structure_path: str
     weights_path: str
     records: List[Dict[str, Any]]
@@ -330,7 +331,8 @@ def probabilities_figure(cfg: FBNetConfig, records: List[Dict[str, Any]], path: 
 
 def derive(cfg: FBNetConfig, lut: LookupTable, model: FBNetSupernet, history: History) -> SearchOutcome:
     """The subnet of the final probabilities: structure YAML, reused weights, history line, PNG."""
-    choices = derive_choices(model.probabilities(), lut, cfg.constraint)
+    probabilities = model.probabilities()
+    choices = derive_choices(probabilities, lut, cfg.constraint)
     names = chosen_names(cfg.spec, choices)
     structure_path = os.path.join(cfg.save_dir, STRUCTURE_FILE)
     weights_path = os.path.join(cfg.save_dir, SUBNET_WEIGHTS)
@@ -350,4 +352,4 @@ def derive(cfg: FBNetConfig, lut: LookupTable, model: FBNetSupernet, history: Hi
         history.append_once(derived)
         if records:
             png = probabilities_figure(cfg, records, os.path.join(cfg.save_dir, PROBABILITIES_PNG))
-    return SearchOutcome(names, structure_path, weights_path, records, png)
+    return SearchOutcome(names, probabilities, structure_path, weights_path, records, png)
