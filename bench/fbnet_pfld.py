@@ -1,7 +1,7 @@
 """FBNet on PFLD (demo data): the searched subnet against MobileNet-V3 PFLD (NNI's baseline) and against PFLD itself
 (the in-supernet baseline), each trained from scratch by the same code with several seeds, all timed end to end here.
 
-python bench/fbnet_pfld.py [--train 640] [--test 200] [--epochs 40] [--search-epochs 30] [--warmup 10] [--seeds 3]
+python bench/fbnet_pfld.py [--train 640] [--test 200] [--epochs 60] [--search-epochs 30] [--warmup 10] [--seeds 3]
 
 1. the demo set (the generator, any size) and a latency table for this machine, built like
    tools/build_latency_table.py (1 thread, Paddle Inference) over subnets of configs/demo/pfld_fbnet_demo.yml
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from typing import Any, Dict, List, Sequence
 
@@ -60,12 +61,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", type=int, default=640, help="demo train images (the test list is --test)")
     parser.add_argument("--test", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=40, help="training epochs of every model, from scratch")
+    parser.add_argument("--epochs", type=int, default=60, help="training epochs of every model, from scratch")
     parser.add_argument("--seeds", type=int, default=3, help="trainings of every model")
     parser.add_argument("--search-epochs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=10, help="search epochs that train the weights only")
-    parser.add_argument("--target", type=float, default=0.35, help="target_latency, x MobileNet-V3 PFLD's")
-    parser.add_argument("--bound", type=float, default=0.45, help="max_latency, x MobileNet-V3 PFLD's")
+    parser.add_argument("--target", type=float, default=0.3, help="target_latency, x MobileNet-V3 PFLD's")
+    parser.add_argument("--bound", type=float, default=0.4, help="max_latency, x MobileNet-V3 PFLD's")
     parser.add_argument("--samples", type=int, default=24, help="subnets whose ops the table covers")
     parser.add_argument("--fit", type=int, default=6, help="fully measured subnets the calibration is fitted on")
     parser.add_argument("--work", default=os.path.join(ROOT, "output", "bench_fbnet_pfld"))
@@ -107,10 +108,15 @@ def search_setup(args: argparse.Namespace, calibration: Dict[str, Any], mnv3_dir
     return setup
 
 
+def log(line: str) -> None:
+    """Progress on stderr (stdout carries the result's JSON); every stage's epochs are in its history.jsonl."""
+    print(f"[fbnet_pfld {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
 def build_model(which: str, cfg: FBNetConfig, choices: Sequence[str], seed: int) -> paddle.nn.Layer:
     paddle.seed(seed)
     with paddle.utils.unique_name.guard():  # stable parameter names: a resumed run loads the optimizer state
-        if which == "mobilenetv3_pfld":
+        if which == cfg.baseline:
             return build_baseline(which, cfg.spec)
         return LandmarkModel(cfg.spec, choices)
 
@@ -126,6 +132,7 @@ def train_all(args: argparse.Namespace, cfg: FBNetConfig, names: Dict[str, List[
             folder = f"{args.work}/train_n{args.train}_e{args.epochs}/{which}_{structure}/seed{seed}"
             model = build_model(which, cfg, names[which], seed)
             record = retrain(model, data, settings, folder, resume=True, quiet=True, seed=seed)
+            log(f"{which} seed {seed}: {record['epoch']} epochs, test NME {record['nme']:.4f} ({record['nme_norm']})")
             out[which]["nme"].append(record["nme"])
             out[which]["curves"].append([r["nme"] for r in History.in_dir(folder).of_kind("retrain")])
             out[which]["model"] = out[which]["model"] or model
@@ -155,8 +162,10 @@ def curves_figure(trained: Dict[str, Any], path: str) -> str:
 def search(args: argparse.Namespace, cfg: FBNetConfig, lut: LookupTable) -> Dict[str, Any]:
     data = load_landmark_data(cfg.raw, cfg.seed)
     resume = os.path.isfile(os.path.join(cfg.save_dir, CHECKPOINT))
+    log(f"search in {cfg.save_dir} ({'resumed' if resume else 'new'}): progress in its history.jsonl")
     outcome = run_search(cfg, lut, data, resume=resume, quiet=True)
     epochs = outcome.records
+    log(f"search derived {', '.join(outcome.choices)}")
     return {
         "choices": outcome.choices,
         "expected_latency_ms_first_last": [epochs[0]["expected_latency"], epochs[-1]["expected_latency"]],
@@ -186,6 +195,7 @@ def main() -> Dict[str, Any]:
     mnv3 = LandmarkForward(build_baseline("mobilenetv3_pfld", base.spec).backbone)
     setup = search_setup(args, calibration, export_model(mnv3, shape, f"{args.work}/mnv3"), shape)
     mnv3_us = setup["mobilenetv3_us"]
+    log(f"table calibrated {setup['calibration']}, MobileNet-V3 PFLD {mnv3_us / 1e3:.2f} ms")
     search_dir = f"{args.work}/search_n{args.train}_e{args.search_epochs}_w{args.warmup}_t{args.target}_b{args.bound}"
     search_overrides = [
         f"save_dir={search_dir}",

@@ -172,3 +172,23 @@ def test_a_bad_list_line_is_named_with_file_and_line(capsys: pytest.CaptureFixtu
     code, _, err = _cli(capsys, "-c", str(tiny_config(tmp_path, data)), "--phase", "search", "--quiet")
     expected = f"{data}/train_data/list.txt:4: expected 216 values (image path, 212 coordinates, pitch yaw roll)"
     assert code == 2 and err.strip().splitlines() == [f"error: {expected}, got 215"]
+
+
+def test_baseline_phase_trains_mobilenetv3_pfld_from_scratch_and_times_it(
+    capsys: pytest.CaptureFixture, tiny_landmarks: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    config = str(tiny_config(tmp_path, tiny_landmarks, baseline="mobilenetv3_pfld"))
+    code, out, err = _cli(capsys, "-c", config, "--phase", "baseline", "--quiet")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["baseline"] == "mobilenetv3_pfld" and summary["choices"] == ["mobilenetv3_pfld"]
+    assert summary["epoch"] == 1 and 0 < summary["nme"] < 10 and summary["nme_norm"] == "eyes"
+    assert summary["latency_ms_measured"] > 0 and os.path.isfile(
+        os.path.join(summary["inference_model"], "model.pdmodel")
+    )
+    save_dir = tmp_path / "out"
+    assert [r["kind"] for r in History.in_dir(str(save_dir / "baseline")).read()] == ["retrain"]
+    code, _, err = _cli(capsys, "-c", config, "--phase", "baseline", "--quiet")
+    assert code == 2 and f"already holds a baseline training: resume it with -r {save_dir}" in err
+    code, out, _ = _cli(capsys, "-c", config, "--phase", "baseline", "--quiet", "-r", str(save_dir))
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["nme"] == summary["nme"]  # nothing retrained

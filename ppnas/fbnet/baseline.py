@@ -9,15 +9,27 @@ PFLD's), block 7 a 7x7 map of 48, block 10 a 4x4 map of 96. Multi-scale (PFLD): 
 /16 and /32 maps and a conv over the whole /32 map to 128 channels, concatenated -> fc to 2 x num_points.
 
 The other baseline, the in-supernet one (`Supernet.baseline`), is a LandmarkModel of the supernet's candidates.
+
+`train_baseline` is `tools/fbnet.py --phase baseline`: the config's baseline trained from scratch by `retrain`
+(the Retrain block, the same data) in <save_dir>/baseline, then exported and timed end to end like an export.
 """
 
-from typing import Callable, Dict, Tuple
+import os
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import paddle
 from paddle import nn
 from paddle.vision.models import MobileNetV3Small
 
-from ppnas.fbnet.supernet import AuxiliaryNet, SupernetSpec
+from latency.builder import measure_models_us
+from latency.engine import EngineSettings, export_model
+from ppnas.errors import ConfigError
+from ppnas.fbnet.supernet import AuxiliaryNet, LandmarkForward, SupernetSpec
+from ppnas.fbnet.train import RETRAIN_CHECKPOINT, retrain
+from ppnas.storage import refuse_existing
+from ppnas.tasks.landmarks import LandmarkData
+
+BASELINE_DIR = "baseline"
 
 MOBILENETV3_PFLD = "mobilenetv3_pfld"
 AUX_BLOCK, MID_BLOCK = 0, 7  # the blocks whose outputs feed the auxiliary net and the /16 scale
@@ -84,3 +96,33 @@ BASELINES: Dict[str, Callable[[SupernetSpec], nn.Layer]] = {MOBILENETV3_PFLD: Mo
 def build_baseline(name: str, spec: SupernetSpec) -> nn.Layer:
     """The reference model `name` for the input size and points of `spec`."""
     return BASELINES[name](spec)
+
+
+def train_baseline(
+    name: Optional[str],
+    spec: SupernetSpec,
+    data: LandmarkData,
+    settings: Dict[str, Any],
+    save_dir: str,
+    resume: bool,
+    quiet: bool,
+    seed: int,
+) -> Dict[str, Any]:
+    """The baseline `name` trained from scratch in <save_dir>/baseline (resumable), its last record and its
+    end-to-end latency (Paddle Inference, 1 thread)."""
+    if name is None:
+        raise ConfigError("the config's baseline is null: set baseline: mobilenetv3_pfld to train the reference model")
+    folder = os.path.join(save_dir, BASELINE_DIR)
+    if not resume:  # -r names the run's save_dir, not this folder
+        refuse_existing(
+            folder, "a baseline training", os.path.isfile(os.path.join(folder, RETRAIN_CHECKPOINT)), save_dir
+        )
+    paddle.seed(seed)
+    with paddle.utils.unique_name.guard():  # stable parameter names: a resumed run loads the optimizer state
+        model = build_baseline(name, spec)
+    record = retrain(model, data, settings, folder, True, quiet, seed)
+    model.eval()
+    shape = [1, 3, spec.input_size, spec.input_size]
+    exported = export_model(LandmarkForward(model.backbone), shape, os.path.join(folder, "inference"))
+    measured_us = measure_models_us([exported], shape, EngineSettings(threads=1, repeats=25))[0]
+    return {**record, "baseline": name, "inference_model": exported, "latency_ms_measured": measured_us / 1e3}

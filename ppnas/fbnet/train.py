@@ -23,6 +23,7 @@ from ppnas.storage import atomic_paddle_save, refuse_existing
 from ppnas.tasks.landmarks import LandmarkData, evaluate_nme, pfld_loss
 
 CHECKPOINT_SUFFIX = ".pdstate"
+RETRAIN_CHECKPOINT = "retrain" + CHECKPOINT_SUFFIX
 
 # loss of a batch (images, landmarks, angles) -> scalar tensor
 BatchLoss = Callable[[paddle.Tensor, paddle.Tensor, paddle.Tensor], paddle.Tensor]
@@ -112,7 +113,7 @@ def _retrain(
     quiet: bool,
     seed: int,
 ) -> Dict[str, Any]:
-    ckpt_path = os.path.join(save_dir, "retrain" + CHECKPOINT_SUFFIX)
+    ckpt_path = os.path.join(save_dir, RETRAIN_CHECKPOINT)
     if not resume:
         refuse_existing(save_dir, "a retrained subnet", os.path.isfile(ckpt_path))
     history = History.in_dir(save_dir)
