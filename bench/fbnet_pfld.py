@@ -1,7 +1,8 @@
 """FBNet on PFLD (demo data): the searched subnet against MobileNet-V3 PFLD (NNI's baseline) and against PFLD itself
 (the in-supernet baseline), each trained from scratch by the same code with several seeds, all timed end to end here.
 
-python bench/fbnet_pfld.py [--train 640] [--test 200] [--epochs 60] [--search-epochs 30] [--warmup 10] [--seeds 3]
+python bench/fbnet_pfld.py [--train 640] [--test 200] [--epochs 60] [--seeds 3] [--check-epochs 120]
+                           [--search-epochs 30] [--warmup 10] [--target 0.3] [--bound 0.4]
 
 1. the demo set (the generator, any size) and a latency table for this machine, built like
    tools/build_latency_table.py (1 thread, Paddle Inference) over subnets of configs/demo/pfld_fbnet_demo.yml
@@ -11,7 +12,9 @@ python bench/fbnet_pfld.py [--train 640] [--test 200] [--epochs 60] [--search-ep
 3. the search (target mode), then the derived subnet, `baseline: mobilenetv3_pfld` and the in-supernet
    baseline (`Supernet.baseline`, PFLD's own blocks) each trained from scratch (the same kind of start) for
    `--epochs` epochs with the same cosine-annealed optimizer, `--seeds` seeds each (seed: weights, data order,
-   augmentations; the data and the test list are the same), test NME after every epoch;
+   augmentations; the data and the test list are the same), test NME after every epoch; then seed 0 of the
+   subnet and of MobileNet-V3 PFLD once more at `--check-epochs`, to see whether a longer schedule changes
+   the comparison;
 4. the three exported (paddle.jit.save) and timed end to end with Paddle Inference, 1 thread, in the same
    interleaved passes as the calibration subnets, whose fit is redone on that measurement; the LUT's
    prediction of the subnet (not a fit model) against its measurement is `lut_error`.
@@ -27,7 +30,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import paddle
 from common import RESULTS, machine, save_result
@@ -63,6 +66,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=60, help="training epochs of every model, from scratch")
     parser.add_argument("--seeds", type=int, default=3, help="trainings of every model")
+    parser.add_argument("--check-epochs", type=int, default=120, help="seed 0 again at this schedule (0: skip)")
     parser.add_argument("--search-epochs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=10, help="search epochs that train the weights only")
     parser.add_argument("--target", type=float, default=0.3, help="target_latency, x MobileNet-V3 PFLD's")
@@ -121,23 +125,42 @@ def build_model(which: str, cfg: FBNetConfig, choices: Sequence[str], seed: int)
         return LandmarkModel(cfg.spec, choices)
 
 
+def train_one(
+    args: argparse.Namespace, cfg: FBNetConfig, names: Dict[str, List[str]], which: str, seed: int, epochs: int
+) -> Tuple[paddle.nn.Layer, Dict[str, Any], List[float]]:
+    """`which` trained from scratch for `epochs` with `seed` (cached in its folder): model, last record, curve."""
+    structure = text_hash(",".join(names[which]))[:10]  # a new search's subnet is another model
+    folder = f"{args.work}/train_n{args.train}_e{epochs}/{which}_{structure}/seed{seed}"
+    model = build_model(which, cfg, names[which], seed)
+    data = load_landmark_data(cfg.raw, seed)
+    record = retrain(model, data, {**cfg.retrain, "epochs": epochs}, folder, resume=True, quiet=True, seed=seed)
+    log(f"{which} seed {seed}: {record['epoch']} epochs, test NME {record['nme']:.4f} ({record['nme_norm']})")
+    return model, record, [r["nme"] for r in History.in_dir(folder).of_kind("retrain")]
+
+
 def train_all(args: argparse.Namespace, cfg: FBNetConfig, names: Dict[str, List[str]]) -> Dict[str, Any]:
-    """Every model x seed trained from scratch (cached per folder): final records, curves, one model per kind."""
-    settings = {**cfg.retrain, "epochs": args.epochs}
+    """Every model x seed trained from scratch: final NMEs, curves, one model per kind (for timing)."""
     out: Dict[str, Any] = {which: {"nme": [], "curves": [], "model": None} for which in MODELS}
     for seed in range(args.seeds):
-        data = load_landmark_data(cfg.raw, seed)
         for which in MODELS:
-            structure = text_hash(",".join(names[which]))[:10]  # a new search's subnet is another model
-            folder = f"{args.work}/train_n{args.train}_e{args.epochs}/{which}_{structure}/seed{seed}"
-            model = build_model(which, cfg, names[which], seed)
-            record = retrain(model, data, settings, folder, resume=True, quiet=True, seed=seed)
-            log(f"{which} seed {seed}: {record['epoch']} epochs, test NME {record['nme']:.4f} ({record['nme_norm']})")
+            model, record, curve = train_one(args, cfg, names, which, seed, args.epochs)
             out[which]["nme"].append(record["nme"])
-            out[which]["curves"].append([r["nme"] for r in History.in_dir(folder).of_kind("retrain")])
+            out[which]["curves"].append(curve)
             out[which]["model"] = out[which]["model"] or model
             out[which]["nme_norm"] = record["nme_norm"]
     return out
+
+
+def longer_schedule(args: argparse.Namespace, cfg: FBNetConfig, names: Dict[str, List[str]]) -> Dict[str, Any]:
+    """Seed 0 of the subnet and MobileNet-V3 PFLD again at --check-epochs: does a longer schedule change the
+    comparison (MobileNet-V3 PFLD's NME was still falling slowly at the end of the pilot's schedules)?"""
+    nme = {which: train_one(args, cfg, names, which, 0, args.check_epochs)[1]["nme"] for which in MODELS[:2]}
+    return {
+        "epochs": args.check_epochs,
+        "seed": 0,
+        "nme": nme,
+        "nme_ratio_vs_mobilenetv3": nme["subnet"] / nme[MODELS[1]],
+    }
 
 
 def curves_figure(trained: Dict[str, Any], path: str) -> str:
@@ -214,6 +237,7 @@ def main() -> Dict[str, Any]:
     names = {"subnet": searched["choices"], "in_supernet": list(cfg.spec.baseline), "mobilenetv3_pfld": []}
     trained = train_all(args, cfg, names)
     curves_png = curves_figure(trained, str(RESULTS / "fbnet_pfld_curves.png"))
+    longer = longer_schedule(args, cfg, names) if args.check_epochs else None
     dirs = []
     for which in MODELS:
         model = trained[which]["model"]
@@ -253,6 +277,7 @@ def main() -> Dict[str, Any]:
         "latency_ratio": ms["subnet"] / ms["in_supernet"],
         "nme_ratio": nme["subnet"]["mean"] / nme["in_supernet"]["mean"],
         "lut_error": lut_error,
+        "longer_schedule_check": longer,
         "lut_error_in_supernet": abs(predicted["in_supernet"] - ms["in_supernet"]) / ms["in_supernet"],
         "lut_predicted_ms": predicted,
         "targets": {
