@@ -30,5 +30,7 @@ setup(
         # tools/export_model.py --onnx: paddle2onnx 1.3.1 converts paddle 2.6.2's inference models;
         # onnxruntime 1.32.0 runs the check and installs beside numpy<2 (pinned in constraints.txt)
         "onnx": ["paddle2onnx==1.3.1", "onnxruntime==1.32.0"],
+        # latency tables timed with MNN and tools/export_model.py --mnn (converted from ONNX: needs the onnx extra)
+        "mnn": ["MNN==3.6.1"],
     },
 )

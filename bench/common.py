@@ -15,6 +15,7 @@ def machine() -> Dict[str, Any]:
     return {
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "threads": int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1),  # paddle's CPU math threads
         "load_average_1m": round(os.getloadavg()[0], 2),
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -9,6 +9,9 @@ Missing keys: `missing="error"` raises one TableError listing every missing key;
 prices each missing key with the closest key of the same op type and pattern (conv: kernel, stride,
 groups kind, bias/relu flags; other ops: every non-shape field) and reports it in `substitutions`.
 
+Fusion: an op the table's engine folds into the conv before it (header `fuses`, latency/fusion.py) is priced
+at 0 and counted in `fused_ops`.
+
 Calibration: a table may store `calib_a`/`calib_b` (fitted by bench/latency_accuracy.py on fully measured
 models); the estimate is then `a * sum + b` (`calibrated` is True and `raw_total` keeps the plain sum).
 """
@@ -19,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import paddle
 
+from latency.fusion import fused_ops, table_fuses
 from latency.opkeys import OpRecord, trace_ops
 from latency.table import LatencyTable, op_kind
 from ppnas.errors import TableError
@@ -49,6 +53,7 @@ class LatencyEstimate:
     raw_total: float = 0.0  # plain sum of table values
     calibrated: bool = False
     unpriced_ops: Dict[str, int] = field(default_factory=dict)  # op type -> count, kinds the table lacks
+    fused_ops: Dict[str, int] = field(default_factory=dict)  # op type -> count, folded into a conv (fusion.py)
 
     def as_dict(self) -> Dict[str, Any]:
         return {
@@ -61,6 +66,7 @@ class LatencyEstimate:
             "missing_keys": self.missing_keys,
             "substitutions": self.substitutions,
             "unpriced_ops": self.unpriced_ops,
+            "fused_ops": self.fused_ops,
         }
 
 
@@ -77,8 +83,12 @@ def estimate_ops(ops: Sequence[OpRecord], table: LatencyTable, missing: str = "e
     kinds = set(table.kinds)
     keys: List[str] = []
     unpriced: Dict[str, int] = {}
-    for op in ops:
-        if op.key is not None and op.kind in kinds:
+    fused: Dict[str, int] = {}
+    folded = fused_ops(ops, table_fuses(table))
+    for index, op in enumerate(ops):
+        if index in folded:
+            fused[op.op_type] = fused.get(op.op_type, 0) + 1
+        elif op.key is not None and op.kind in kinds:
             keys.append(op.key)
         elif not op.free:
             unpriced[op.op_type] = unpriced.get(op.op_type, 0) + 1
@@ -121,6 +131,7 @@ def estimate_ops(ops: Sequence[OpRecord], table: LatencyTable, missing: str = "e
         raw_total=raw,
         calibrated=table.calibration is not None,
         unpriced_ops=unpriced,
+        fused_ops=fused,
     )
 
 

@@ -75,6 +75,8 @@ class OpRecord:
     key: Optional[str]
     spec: Dict[str, Any] = field(default_factory=dict)
     free: bool = False  # costs nothing at inference (see FREE_OPS): never priced, never reported
+    inputs: Tuple[str, ...] = ()  # the variables it reads and writes (latency/fusion.py follows them)
+    outputs: Tuple[str, ...] = ()
 
     @property
     def kind(self) -> Optional[str]:
@@ -309,9 +311,11 @@ def program_ops(program: paddle.static.Program, known: Optional[Dict[str, List[i
     records = []
     for op in program.global_block().ops:
         if op.type in FREE_OPS or _is_shape_arithmetic(op, shape):
-            records.append(OpRecord(op.type, None, free=True))
+            record = OpRecord(op.type, None, free=True)
         else:
-            records.append(_record(op, first, shape))
+            record = _record(op, first, shape)
+        record.inputs, record.outputs = tuple(op.input_arg_names), tuple(op.output_arg_names)
+        records.append(record)
     return records
 
 

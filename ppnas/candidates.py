@@ -55,14 +55,16 @@ def load_candidates(path: str, overrides: Sequence[str] = ()) -> CandidateSource
         return _segmentation(path, overrides)
     if kind == "fbnet":
         return _fbnet(merge(cfg, parse_overrides(overrides)))
-    return _detection(merge(cfg, parse_overrides(overrides)))
+    return detection_candidates(merge(cfg, parse_overrides(overrides)))
 
 
-def _detection(cfg: Mapping[str, Any]) -> CandidateSource:
+def detection_candidates(cfg: Mapping[str, Any], extra_keys: Optional[Mapping[str, Any]] = None) -> CandidateSource:
+    """A detection config's candidates (a one-shot config's: its `extra_keys`), built as the search builds them,
+    without its datasets."""
     from ppnas.spaces import build_space
     from ppnas.tasks.detection import BlazeFaceForward, build_blazeface, with_search_defaults
 
-    cfg = with_search_defaults(cfg)
+    cfg = with_search_defaults(cfg, extra_keys=extra_keys)
     space = build_space(cfg["search_space"], kernel_choices=cfg["kernel_choices"])
     if not hasattr(space, "decode"):
         raise ConfigError(f"search_space {cfg['search_space']} is not a BlazeFace space: use BlazeFaceNasSpace")

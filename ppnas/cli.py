@@ -4,10 +4,10 @@ import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import logging
 import signal
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 from ppnas import interrupts
-from ppnas.errors import PpnasError
+from ppnas.errors import ConfigError, PpnasError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -30,3 +30,15 @@ def run_main(main: Callable[[Optional[List[str]]], int], argv: Optional[List[str
         print(f"interrupted{' (SIGTERM)' if terminated else ''}{f': {err}' if str(err) else ''}", file=sys.stderr)
         sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
     sys.exit(code or 0)
+
+
+def phase_choice(phases: Sequence[str]) -> Callable[[str], str]:
+    """An argparse `type` for --phase: a wrong value is one `error:` line naming it and the phases (argparse's
+    own `choices` would print its usage first). The ConfigError passes through argparse to run_main."""
+
+    def phase(value: str) -> str:
+        if value not in phases:
+            raise ConfigError(f"unknown --phase '{value}'; choose one of {', '.join(phases)}")
+        return value
+
+    return phase

@@ -1,7 +1,11 @@
 """YAML configs with PaddleDetection-style `_BASE_` inheritance, `-o key=value` overrides and key checks.
 
-A loaded config is a plain dict. The folder of the top-level file is kept under CONFIG_DIR_KEY so that
-relative paths inside it (a latency table, a dataset) resolve against the config, not the shell.
+A loaded config is a plain dict. The path rule, the same in every tool (docs/config_keys.md): a relative path
+written in a YAML file is relative to that file, a relative path typed on the command line (`-o`, or
+PaddleSeg's trailing `KEY VALUE` pairs) is relative to the working directory. The folder of the top-level
+file is kept under CONFIG_DIR_KEY, and a value typed on the command line is a CommandLineText, so that
+`resolve_path` knows which folder a path is relative to. Output folders (`save_dir`) are the exception: they
+are relative to the working directory wherever they are written, as in PaddleDetection and PaddleSeg.
 """
 
 import argparse
@@ -16,6 +20,19 @@ from ppnas.errors import ConfigError
 BASE_KEY = "_BASE_"
 CONFIG_DIR_KEY = "_config_dir_"
 TAG_KEY = "name"  # `TrainDataset: !WIDERFaceDataSet {...}` loads as {"name": "WIDERFaceDataSet", ...}
+
+
+class CommandLineText(str):
+    """A text value typed on the command line: as a path, it is relative to the working directory."""
+
+
+for _dumper in (yaml.SafeDumper, yaml.Dumper):  # a config holding one dumps as plain text
+    yaml.add_representer(CommandLineText, lambda dumper, text: dumper.represent_str(str(text)), Dumper=_dumper)
+
+
+def command_line_value(value: Any) -> Any:
+    """`value` as parsed from the command line, its text marked as typed there (see `resolve_path`)."""
+    return CommandLineText(value) if isinstance(value, str) else value
 
 
 class _TaggedLoader(yaml.SafeLoader):
@@ -101,6 +118,7 @@ def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
             value = number_or_text(yaml.safe_load(raw)) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        value = command_line_value(value)
         node = result
         parts = key.split(".")
         for part in parts[:-1]:
@@ -153,7 +171,12 @@ def check_keys(cfg: Mapping[str, Any], valid: Iterable[str], where: str = "confi
 
 
 def resolve_path(cfg: Mapping[str, Any], path: Optional[str]) -> Optional[str]:
-    """Resolve a path from a config against the config file's folder (absolute paths stay)."""
-    if path is None or path == "" or os.path.isabs(path):
+    """A path of a config made absolute: against the config file's folder when it was written in the file,
+    against the working directory when it was typed on the command line (a CommandLineText); `~` expanded."""
+    if path is None or path == "":
         return path
-    return os.path.normpath(os.path.join(cfg.get(CONFIG_DIR_KEY, os.getcwd()), path))
+    base = os.getcwd() if isinstance(path, CommandLineText) else cfg.get(CONFIG_DIR_KEY, os.getcwd())
+    path = os.path.expanduser(path)
+    if os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(base, path))

@@ -133,17 +133,26 @@ class History:
     def in_dir(cls, save_dir: str) -> "History":
         return cls(os.path.join(save_dir, HISTORY_FILE))
 
-    def append(self, record: CandidateRecord) -> None:
-        self.append_dict(asdict(record))
+    def append(self, record: CandidateRecord, durable: bool = True) -> None:
+        self.append_dict(asdict(record), durable)
 
-    def append_dict(self, record: Dict[str, Any]) -> None:
-        """One JSON line of any record kind."""
+    def append_dict(self, record: Dict[str, Any], durable: bool = True) -> None:
+        """One JSON line of any record kind. `durable` False leaves the fsync to a later `sync` (a server
+        fsyncs once for the lines of several requests); the line is in the OS's hands either way, so a killed
+        process loses nothing."""
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         line = json.dumps(record, sort_keys=True)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
+
+    def sync(self) -> None:
+        """fsync the lines appended with `durable` False (a power cut cannot lose them after this)."""
+        if os.path.exists(self.path):
+            with open(self.path, "rb") as f:
+                os.fsync(f.fileno())
 
     def append_once(self, record: Any) -> bool:
         """Append `record` (a dataclass of KINDS or its dict) unless the history has one of the same kind and

@@ -52,6 +52,7 @@ class Progress:
         self.quiet = quiet or (not leave and not on_terminal(self.stream))
         self.plain = not on_terminal(self.stream)
         self.every = max(1, total // PLAIN_ITER_LINES)
+        self.started = time.monotonic()
         self.postfix: Dict[str, Any] = {}
         self.bar: Optional[tqdm] = None
         if not self.quiet and not self.plain:
@@ -66,7 +67,13 @@ class Progress:
                 self.bar.set_postfix(postfix, refresh=False)
         elif not self.quiet and (self.count % self.every == 0 or self.count == self.total):
             values = "".join(f" {key} {value}" for key, value in postfix.items())
-            print(f"{self.desc}: {self.count}/{self.total} {self.unit}{values}", file=self.stream, flush=True)
+            eta = f", ETA {self.eta()}" if self.count < self.total else ""
+            print(f"{self.desc}: {self.count}/{self.total} {self.unit}{values}{eta}", file=self.stream, flush=True)
+
+    def eta(self) -> str:
+        """Time left at the pace so far, as tqdm writes it (m:ss, h:mm:ss)."""
+        done = max(self.count, 1)
+        return tqdm.format_interval((time.monotonic() - self.started) / done * max(self.total - self.count, 0))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -140,7 +147,8 @@ class ProgressObserver(SearchObserver):
         self.total, self.done, self.done_at_start = total_steps, done_steps, done_steps
         self.started = time.time()
         if self.plain:
-            self._print(f"search: {done_steps}/{total_steps} steps done, going on")
+            going_on = f"{done_steps}/{total_steps} steps done, going on" if done_steps else f"{total_steps} steps"
+            self._print(f"search: {going_on}")
             return
         self.steps_bar = tqdm(
             total=total_steps, initial=done_steps, desc="search", unit="step", file=self.stream, position=0
@@ -166,13 +174,14 @@ class ProgressObserver(SearchObserver):
         if record.status == "trained":
             self.done += 1
             self.best = _best_reward(info, record.reward if self.best is None else max(self.best, record.reward))
+            own = self._follow_server(info, record)
             if self.steps_bar is not None:
-                self.steps_bar.update(1)
+                self.steps_bar.update(self.done - self.steps_bar.n)
             if self.plain:
                 eta = self.eta_seconds()
                 eta_text = "-" if eta is None else tqdm.format_interval(eta)
                 self._print(
-                    f"step {record.step}/{self.total} reward {record.reward:.4f} (best {self.best:.4f}) "
+                    f"step {self.done}/{self.total}{own} reward {record.reward:.4f} (best {self.best:.4f}) "
                     f"{_measured_text(record)}, {record.seconds:.1f} s | rejected {self.rejected}, "
                     f"failed {self.failed} | ETA {eta_text}"
                 )
@@ -185,6 +194,16 @@ class ProgressObserver(SearchObserver):
             self._print(f"failed {record.tokens}: {record.reason}")
         if self.steps_bar is not None:
             self.steps_bar.set_postfix(self._counts())
+
+    def _follow_server(self, info: Dict[str, Any], record: CandidateRecord) -> str:
+        """A controller server's count and total (its info has them) replace this client's own: the server ends
+        the search, counting every client's rewards. Returns this client's own step when it differs."""
+        if info.get("search_steps") is None or info.get("trained") is None:
+            return ""
+        self.total, self.done = int(info["search_steps"]), int(info["trained"])
+        if self.steps_bar is not None:
+            self.steps_bar.total = self.total
+        return f" (this client's step {record.step})" if record.step != self.done else ""
 
     def on_end(self, result: SearchResult) -> None:
         for bar in (self.iter_bar, self.steps_bar):

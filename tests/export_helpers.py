@@ -5,7 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 from conftest import ROOT
@@ -20,8 +20,11 @@ def run_export_cli(*args: str, extra_path: str = "") -> subprocess.CompletedProc
     )
 
 
-def paddle_inference(model_dir: pathlib.Path, feeds: Dict[str, np.ndarray]) -> List[np.ndarray]:
-    """The saved model run by paddle.inference directly, with the settings deploy tools use on a CPU."""
+def paddle_inference(
+    model_dir: pathlib.Path, feeds: Dict[str, np.ndarray], outputs: Optional[List[str]] = None
+) -> List[np.ndarray]:
+    """The saved model run by paddle.inference directly, with the settings deploy tools use on a CPU; its
+    outputs in order, or those named in `outputs`."""
     from paddle import inference
 
     config = inference.Config(str(model_dir / "model.pdmodel"), str(model_dir / "model.pdiparams"))
@@ -35,4 +38,5 @@ def paddle_inference(model_dir: pathlib.Path, feeds: Dict[str, np.ndarray]) -> L
         handle.reshape(list(value.shape))
         handle.copy_from_cpu(value)
     predictor.run()
-    return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
+    names = predictor.get_output_names() if outputs is None else outputs
+    return [predictor.get_output_handle(name).copy_to_cpu() for name in names]

@@ -2,6 +2,8 @@
 
 import ppnas  # noqa: F401  # isort: skip
 import pytest
+import yaml
+from conftest import ROOT
 
 from ppnas.config import CONFIG_DIR_KEY, check_keys, load_config, merge, parse_overrides, resolve_path
 from ppnas.errors import ConfigError
@@ -95,3 +97,37 @@ def test_repeated_o_merges_in_every_tool(tool, required):
     args = module.parse_args([*required, "-o", "a=1", "b.c=2", "-o", "d=3"])
     assert args.opt == ["a=1", "b.c=2", "d=3"]
     assert parse_overrides(args.opt) == {"a": 1, "b": {"c": 2}, "d": 3}
+
+
+def test_a_path_typed_with_o_is_relative_to_the_working_directory_one_in_the_yaml_to_the_yaml(tmp_path, monkeypatch):
+    from fbnet_helpers import tiny_config
+
+    from ppnas.fbnet.settings import fbnet_config
+    from ppnas.oneshot.settings import load_bignas_config
+    from ppnas.tasks.segmentation_config import split_config
+
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    monkeypatch.chdir(shell)
+    fbnet = tiny_config(folder, tmp_path / "data", LUT={"table_file": "tables/in_yaml.txt"})
+    assert fbnet_config(load_config(str(fbnet))).table_file == str(folder / "tables" / "in_yaml.txt")
+    typed = merge(load_config(str(fbnet)), parse_overrides(["LUT.table_file=tables/typed.txt"]))
+    assert fbnet_config(typed).table_file == str(shell / "tables" / "typed.txt")
+    (folder / "bignas.yml").write_text(f"_BASE_: {ROOT / 'configs/demo/blazeface_bignas_demo.yml'}\nsupernet_dir: sn\n")
+    assert load_bignas_config(str(folder / "bignas.yml"))["supernet_dir"] == str(folder / "sn")
+    assert load_bignas_config(str(folder / "bignas.yml"), ["supernet_dir=sn"])["supernet_dir"] == str(shell / "sn")
+    seg_cfg = {
+        CONFIG_DIR_KEY: str(folder),
+        "train_dataset": {"dataset_root": "data/a"},
+        "val_dataset": {"dataset_root": "data/a"},
+        "epochs": 1,
+        "SLIM": {"NAS_SPACE_NAME": "MobileNetV2SpaceSeg"},
+    }
+    seg = split_config(seg_cfg, ["train_dataset.dataset_root", "b"]).paddleseg  # PaddleSeg's KEY VALUE pairs
+    assert (seg["train_dataset"]["dataset_root"], seg["val_dataset"]["dataset_root"]) == (
+        str(shell / "b"),
+        str(folder / "data" / "a"),
+    )
+    assert yaml.safe_dump(typed["LUT"]) == "table_file: tables/typed.txt\n"  # a typed value dumps as plain text

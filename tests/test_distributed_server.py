@@ -20,7 +20,14 @@ from ppnas.config import load_config
 from ppnas.constraint import Constraint
 from ppnas.controller_server.protocol import frame, next_message, reward_message, unframe
 from ppnas.controller_server.serve import build_service
-from ppnas.controller_server.service import BEAT, NotLeased, NoTokensYet, SearchService, ServiceSettings
+from ppnas.controller_server.service import (
+    BEAT,
+    NotLeased,
+    NoTokensYet,
+    SearchService,
+    ServiceSettings,
+    replay_journal,
+)
 from ppnas.controller_server.tcp import ORIGINAL_SEG_SPACE_CONFIG, ControllerServer, ServerSettings, default_key
 from ppnas.engine.loop import SearchSettings, run_search
 from ppnas.engine.meta import write_meta
@@ -236,6 +243,7 @@ def test_rewards_and_records_count_from_the_lease_holder_only_and_a_late_reward_
     assert svc.trained == 1 and controller.info()["best_reward"] == 0.9
     resumed = LocalController(RANGE, SPACE.init_tokens(), checkpoint_dir=str(tmp_path))
     resumed.load(str(tmp_path))
+    replay_journal(resumed, str(tmp_path))
     catch_up(resumed, history)
     assert _state(resumed) == _state(controller)  # the late reward is in the checkpoint once
 
@@ -369,3 +377,20 @@ def test_a_client_writes_its_own_folder_refuses_a_controllers_and_keeps_its_name
     resumed = client_options(client_name="host-99", resume_dir=new.save_dir)  # a new process: a new pid
     settle_client(resumed)
     assert resumed.client_name == "host-7"
+
+
+def test_draws_and_rewards_are_journal_lines_and_a_killed_server_resumes_from_them_exactly(tmp_path):
+    controller = LocalController(RANGE, SPACE.init_tokens(), seed=0, checkpoint_dir=str(tmp_path))
+    history = History.in_dir(str(tmp_path))
+    svc = SearchService(controller, history, ServiceSettings(5))
+    snapshot = (tmp_path / "sanas.checkpoints").read_bytes()
+    first, second = svc.next_tokens("a", BEAT), svc.next_tokens("b", BEAT)
+    svc.reward("a", first, 0.7, 1, _trained(first, 0.7, client="a"), write=True)
+    assert (tmp_path / "sanas.checkpoints").read_bytes() == snapshot  # no rewrite of the growing checkpoint
+    assert len((tmp_path / "ppnas_journal.jsonl").read_text().splitlines()) == 4  # start, 2 draws, 1 reward
+    # killed here: no snapshot at the end; the resume replays the journal
+    options = SearchOptions("BlazeFaceNasSpace", 5, str(tmp_path), "", "detection", seed=0, resume_dir=str(tmp_path))
+    resumed = build_service(options, RANGE, SPACE.init_tokens(), History.in_dir(str(tmp_path)))
+    assert _state(resumed.controller) == _state(controller)
+    assert [lease.tokens for lease in resumed.leases.values()] == [second]  # b's candidate is still b's
+    assert resumed.next_tokens("b", BEAT) == second and resumed.next_tokens("c", BEAT) not in (first, second)

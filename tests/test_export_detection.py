@@ -15,6 +15,7 @@ from export_helpers import paddle_inference, run_export_cli
 
 from ppnas.config import load_config
 from ppnas.errors import DataError, ExportError
+from ppnas.export.detection import OUTPUT_NAMES
 from ppnas.export.model import ExportRequest
 from ppnas.export.run import export_model
 from ppnas.tasks.detection import (
@@ -27,6 +28,7 @@ from ppnas.tasks.detection import (
 )
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("paddle2onnx", "onnxruntime"))
+HAS_MNN = HAS_ONNX and importlib.util.find_spec("MNN") is not None
 # PaddleDetection 2.5's deploy/python/infer.py: the models it runs, and the keys PredictConfig reads
 SUPPORT_MODELS = {"YOLO", "RCNN", "SSD", "Face", "FCOS", "SOLOv2", "TTFNet", "S2ANet", "JDE", "FairMOT", "DeepSORT"}
 PREDICT_CONFIG_KEYS = ("arch", "Preprocess", "min_subgraph_size", "label_list", "use_dynamic_shape")
@@ -55,7 +57,7 @@ def found(tmp_path_factory, tiny_wider):
 def exported(found, tmp_path_factory):
     out = tmp_path_factory.mktemp("det_inference")
     request = ExportRequest(str(found["fragment"]), str(found["weights"]), str(found["config"]))
-    return out, export_model("detection", request, str(out), onnx=HAS_ONNX)
+    return out, export_model("detection", request, str(out), onnx=HAS_ONNX, mnn=HAS_MNN)
 
 
 def _feeds(image: np.ndarray, size: int = TINY_SIZE) -> dict:
@@ -79,10 +81,14 @@ def _dygraph(found, feeds):
 def test_inference_model_equals_dygraph(found, exported):
     out, result = exported
     assert sorted(p.name for p in out.iterdir() if p.suffix != ".info") == sorted(
-        ["model.pdmodel", "model.pdiparams", "infer_cfg.yml"] + (["model.onnx"] if HAS_ONNX else [])
+        ["model.pdmodel", "model.pdiparams", "infer_cfg.yml"]
+        + (["model.onnx"] if HAS_ONNX else [])
+        + (["model.mnn"] if HAS_MNN else [])
     )
     image = np.random.default_rng(7).uniform(-1, 1, [1, 3, TINY_SIZE, TINY_SIZE]).astype("float32")
     boxes, counts = paddle_inference(out, _feeds(image))
+    named = paddle_inference(out, _feeds(image), outputs=list(OUTPUT_NAMES.values()))  # the documented names
+    assert named[0].tolist() == boxes.tolist() and named[1].tolist() == counts.tolist()
     ref_boxes, ref_counts = _dygraph(found, _feeds(image))
     assert boxes.shape[1] == 6 and counts.tolist() == ref_counts.tolist() == [len(boxes)]
     np.testing.assert_allclose(boxes, ref_boxes, rtol=1e-3, atol=1e-3)
@@ -124,11 +130,30 @@ def test_onnx_output_matches_paddle_inference(exported):
     assert sorted(i.name for i in session.get_inputs()) == ["im_shape", "image", "scale_factor"]
     image = np.random.default_rng(8).uniform(-1, 1, [1, 3, TINY_SIZE, TINY_SIZE]).astype("float32")
     feeds = _feeds(image)
-    onnx_boxes, onnx_counts = session.run(None, feeds)
+    onnx_boxes, onnx_counts = session.run([OUTPUT_NAMES["bbox"], OUTPUT_NAMES["bbox_num"]], feeds)
     boxes, counts = paddle_inference(out, feeds)
     assert onnx_counts.tolist() == counts.tolist()
     np.testing.assert_allclose(onnx_boxes, boxes, rtol=1e-3, atol=1e-3)
     assert result.onnx_vs_inference is not None and result.onnx_vs_inference.max_abs_diff < 1e-2
+
+
+@pytest.mark.skipif(not HAS_MNN, reason="MNN not installed (pip install 'ppnas[onnx,mnn]')")
+def test_mnn_model_with_nms_inside_matches_paddle_inference(exported):
+    """model.mnn runs with MNN's module API (its Interpreter refuses NMS: shapes depend on values)."""
+    from ppnas.export.inference import io_names
+    from ppnas.export.mnn import run_mnn
+
+    out, result = exported
+    image = np.random.default_rng(8).uniform(-1, 1, [1, 3, TINY_SIZE, TINY_SIZE]).astype("float32")
+    feeds = _feeds(image)
+    boxes, counts = paddle_inference(out, feeds)
+    inputs, outputs = io_names(str(out))
+    assert sorted(inputs) == ["im_shape", "image", "scale_factor"] and len(outputs) == 2
+    mnn_boxes, mnn_counts = run_mnn(str(out / "model.mnn"), feeds, inputs, outputs)
+    assert mnn_counts.tolist() == counts.tolist() and mnn_boxes.shape == boxes.shape and len(boxes) > 0
+    order = np.lexsort(boxes.T[::-1]), np.lexsort(mnn_boxes.T[::-1])  # tied scores may come out swapped
+    np.testing.assert_allclose(mnn_boxes[order[1]], boxes[order[0]], rtol=1e-3, atol=1e-3)
+    assert result.mnn_vs_inference is not None and result.mnn_vs_inference.max_abs_diff < 1e-2
 
 
 def test_weights_of_another_structure_name_the_first_mismatch(found, tmp_path):

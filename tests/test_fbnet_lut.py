@@ -2,6 +2,7 @@
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import copy
+import json
 import pathlib
 
 import pytest
@@ -44,13 +45,8 @@ def test_lut_entries_equal_the_latency_estimate_of_each_block_alone(latency_855_
             assert price == estimate_latency(_block(slot, name), slot.input_shape, table, "nearest").raw_total > 0
 
 
-@pytest.mark.parametrize(
-    "spec, subnets",
-    [(SPEC, ([1, 0, 1], [2, 1, 0])), (supernet_spec(TINY_SEARCHED), ([1, 2, 1, 2, 0], [0, 0, 0, 1, 1]))],
-)
-def test_lut_fixed_part_and_calibration_add_up_to_the_whole_network(tmp_path: pathlib.Path, spec, subnets) -> None:
-    """A table in the real format covering every op of the supernet (made-up prices, a calibration). The
-    searched spec's subnets take the first stem width, for which the head's price is exact."""
+def _covering_table(folder: pathlib.Path, spec=SPEC) -> str:  # noqa: ANN001
+    """A table in the real format covering every op of the supernet (made-up prices, a calibration)."""
     models = [
         LandmarkForward(LandmarkModel(spec, [s.candidates[i % len(s.candidates)] for s in spec.layers]).backbone)
         for i in range(4)
@@ -63,7 +59,17 @@ def test_lut_fixed_part_and_calibration_add_up_to_the_whole_network(tmp_path: pa
         {k: 1.0 + (i % 7) for i, k in enumerate(keys)},
         settings={"calib_a": "1.5", "calib_b": "20"},
     )
-    path = table.save(str(tmp_path / "table.txt"))
+    return table.save(str(folder / "table.txt"))
+
+
+@pytest.mark.parametrize(
+    "spec, subnets",
+    [(SPEC, ([1, 0, 1], [2, 1, 0])), (supernet_spec(TINY_SEARCHED), ([1, 2, 1, 2, 0], [0, 0, 0, 1, 1]))],
+)
+def test_lut_fixed_part_and_calibration_add_up_to_the_whole_network(tmp_path: pathlib.Path, spec, subnets) -> None:
+    """The searched spec's subnets take the first stem width, for which the head's price is exact."""
+    path = _covering_table(tmp_path, spec)
+    table = LatencyTable.load(path)
     lut = build_lut(spec, path, "error")
     assert lut.metric == "latency" and lut.calibration == [1.5, 20.0]
     for slot, layer_prices in zip(spec.layers, lut.per_layer):
@@ -123,7 +129,7 @@ def test_lut_file_is_reused_rebuilt_or_refused(tmp_path: pathlib.Path, latency_8
         ConfigError, match=r"lut.json was built for another config \(supernet differ\): run --phase build_lut"
     ):
         ensure_lut(path, supernet_spec(other), None, "error", rebuild=False)
-    with pytest.raises(ConfigError, match="table_sha, missing_keys differ"):
+    with pytest.raises(ConfigError, match="was built without a latency table .*run --phase build_lut to price it"):
         ensure_lut(path, SPEC, str(latency_855_path), "nearest", rebuild=False)
     _, action = ensure_lut(path, supernet_spec(other), None, "error", rebuild=True)
     assert action == "rebuilt"
@@ -157,3 +163,36 @@ def test_derived_subnet_meets_the_hard_bound() -> None:
     message = rf"no architecture meets Search.max_latency \(flops in \[-inf, {cheapest - 1:g}\] FLOPs\)"
     with pytest.raises(ConstraintError, match=message):
         derive_choices(probabilities, lut, Constraint("flops", max_constraint=cheapest - 1))
+
+
+def test_an_edited_lut_file_is_checked_against_the_supernet_naming_layer_and_candidate(tmp_path) -> None:
+    path = tmp_path / "lut.json"
+    ensure_lut(str(path), SPEC, None, "error", rebuild=False)
+    good = json.loads(path.read_text())
+    slot = SPEC.layers[1]
+    edits = {
+        "a layer removed": (lambda d: (d["per_layer"].pop(), d["candidates"].pop()), "it lists candidates of 2 layers"),
+        "a string price": (
+            lambda d: d["per_layer"][1].__setitem__(0, "fast"),
+            rf"layer 1 \({slot.stage}\), candidate {slot.candidates[0]}: price 'fast' is not a finite number",
+        ),
+        "fixed null": (lambda d: d.__setitem__("fixed", None), r"'fixed' \(the price of the unsearched rest\) is None"),
+    }
+    for edit, message in edits.values():
+        broken = copy.deepcopy(good)
+        edit(broken)
+        path.write_text(json.dumps(broken))
+        with pytest.raises(ConfigError, match=f"{message}.*run --phase build_lut to rebuild it"):
+            ensure_lut(str(path), SPEC, None, "error", rebuild=False)
+    assert ensure_lut(str(path), SPEC, None, "error", rebuild=True)[1] == "rebuilt"
+
+
+def test_a_lut_built_with_a_table_names_it_when_the_table_is_left_off(tmp_path) -> None:
+    path, table = str(tmp_path / "lut.json"), _covering_table(tmp_path)
+    ensure_lut(path, SPEC, table, "error", rebuild=False)
+    with pytest.raises(
+        ConfigError,
+        match=rf"was built with the latency table {table} and this run has no LUT.table_file: pass the same one "
+        rf"\(-o LUT.table_file={table}\), or rebuild it on purpose with --phase build_lut",
+    ):
+        ensure_lut(path, SPEC, None, "error", rebuild=False)

@@ -51,6 +51,18 @@ def test_reader_names_a_bad_number_and_a_missing_image(tmp_path: pathlib.Path) -
         read_list(str(path))
 
 
+def test_reader_refuses_non_finite_values_and_points_far_outside_the_image(tmp_path: pathlib.Path) -> None:
+    path = _write_list(tmp_path, [_line()] * 3 + [_line().replace("0.006", "nan", 1)])
+    with pytest.raises(DataError, match=rf"{path}:4: 'nan' is not a finite number"):
+        read_list(str(path))
+    path = _write_list(tmp_path, [_line().replace("0.213", "-inf", 1)])  # an angle
+    with pytest.raises(DataError, match=rf"{path}:1: '-inf' is not a finite number"):
+        read_list(str(path))
+    path = _write_list(tmp_path, [_line(), _line().replace("0.017", "17.5", 1)])  # pixels, not normalised
+    with pytest.raises(DataError, match=rf"{path}:2: coordinate 18 \(y of point 9\) is 17.5, far outside the image"):
+        read_list(str(path))
+
+
 def test_missing_dataset_names_the_demo_command(tmp_path: pathlib.Path) -> None:
     cfg = load_config(str(tiny_config(tmp_path, tmp_path / "nowhere")))
     with pytest.raises(DataError, match="make_landmark_demo_data.py"):

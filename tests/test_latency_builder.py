@@ -1,4 +1,5 @@
-"""The table builder: real one-op Paddle Inference timings of a tiny net, the header, resume, settings checks."""
+"""The table builder: real one-op timings of a tiny net (Paddle Inference, onnxruntime, MNN), the header, resume,
+settings checks, and the timing method of the device timer (latency/engines/time_ops.py)."""
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import json
@@ -9,10 +10,13 @@ import sys
 import paddle
 import pytest
 
-from latency.builder import UNSTABLE_KEY, OpTimer, build_table, collect_ops, op_program, unstable_keys
+from latency.builder import build_table, collect_ops
 from latency.engine import EngineSettings
+from latency.engines.time_ops import Timing, opener, time_against_reference
 from latency.estimate import estimate_latency
+from latency.opprograms import input_shapes, save_op_model
 from latency.table import LatencyTable
+from latency.timings import UNSTABLE_KEY, unstable_keys
 from ppnas.errors import TableError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -28,54 +32,55 @@ def tiny_net():
     )
 
 
-def test_builds_a_table_that_prices_every_op_the_net_runs(tmp_path):
+@pytest.mark.parametrize(
+    "engine, engine_settings",
+    [
+        ("paddle_inference", {"mkldnn": "0", "ir_optim": "1", "prefix": "0"}),
+        ("onnxruntime", {"opset": "11", "fuses": "batch_norm|bias|relu", "prefix": "conv"}),
+        ("mnn", {"opset": "11", "fuses": "batch_norm|bias|relu|relu6", "prefix": "0"}),
+    ],
+)
+def test_builds_a_table_that_prices_every_op_the_net_runs(tmp_path, engine, engine_settings):
     path = str(tmp_path / "tiny.txt")
     ops = collect_ops([tiny_net()], SHAPE)
     assert list(ops) == ["conv,0,0,1,3,16,16,8,1,3,1,2,1", "batch_norm,None,1,8,8,8", "relu,1,8,8,8"]
-    table = build_table(ops, path, EngineSettings(**FAST), progress=False)
+    table = build_table(ops, path, EngineSettings(engine=engine, **FAST), progress=False)
     assert list(table.entries) == list(ops)
     assert all(value > 0 for value in table.entries.values())  # no op is free: none was clamped to 0
-    assert table.unit == "us" and table.engine.startswith("paddle_inference-")
+    assert table.unit == "us" and table.engine.startswith(f"{engine}-")
     # an op this small (relu over 512 values) may time below the fixed cost of a run in every sweep: it is then
     # priced at an upper bound and flagged, which is the builder working, not failing (the header says which)
     assert set(unstable_keys(table)) <= set(ops)
     settings = {key: value for key, value in table.settings.items() if key != UNSTABLE_KEY}
-    assert settings == {
-        "device": "cpu",
-        "threads": "1",
-        "mkldnn": "0",
-        "ir_optim": "1",
-        "prefix": "0",
-        "timer": "thread_cpu",
-    }
+    assert settings == {"device": "cpu", "threads": "1", "timer": "thread_cpu", **engine_settings}
+    assert not (tmp_path / "tiny.txt.ops").exists()  # the work folder goes once the table is complete
     estimate = estimate_latency(tiny_net(), SHAPE, table)
-    assert estimate.num_ops == 3 and estimate.unpriced_ops == {}
-    assert estimate.total == pytest.approx(sum(table.entries.values()))
+    assert estimate.unpriced_ops == {}
+    if "fuses" in engine_settings:  # BN and ReLU fold into the conv: the conv alone is priced
+        assert estimate.fused_ops == {"batch_norm": 1, "relu": 1} and estimate.num_ops == 1
+        assert estimate.total == table.entries["conv,0,0,1,3,16,16,8,1,3,1,2,1"]
+    else:
+        assert estimate.num_ops == 3 and estimate.total == pytest.approx(sum(table.entries.values()))
 
 
-class HeavyReferenceTimer(OpTimer):
-    """Subtracts a 64-channel conv (a real program, timed like the others) from each op: every difference
-    is negative, as noise can make a tiny op's."""
+def test_an_op_below_its_reference_is_retimed_priced_and_flagged_not_free(tmp_path, capsys):
+    """A 64-channel conv as the reference (a real model, timed like the others): every difference is negative,
+    as noise can make a tiny op's."""
+    from latency.engines import get_engine
 
-    def reference_programs(self, specs):
-        heavy = paddle.nn.Conv2D(64, 64, 3, padding=1)
-        (spec,) = [s for key, s in collect_ops([heavy], [1, 64, 32, 32]).items() if key.startswith("conv")]
-        return [op_program(spec, False)]
-
-
-def test_an_op_below_its_reference_is_retimed_priced_and_flagged_not_free(tmp_path, caplog):
-    path = str(tmp_path / "tiny.txt")
     ops = collect_ops([tiny_net()], SHAPE)
-    settings = EngineSettings(**FAST)
-    with caplog.at_level("INFO", logger="latency.builder"):
-        table = build_table(ops, path, settings, progress=False, sweeps=1, timer=HeavyReferenceTimer(settings))
-    assert caplog.text.count("3 ops timed below their reference: timing them again") == 2  # two retries
-    assert all(value > 0 for value in table.entries.values())  # priced at the op's own time, not 0
-    assert unstable_keys(table) == list(ops)
-    header = pathlib.Path(path).read_text(encoding="utf-8").splitlines()[0]
-    assert header.endswith("unstable=" + "|".join(ops))
-    again = build_table(ops, path, settings, progress=False)  # resume: nothing to measure, flag kept
-    assert unstable_keys(again) == list(ops)
+    heavy = collect_ops([paddle.nn.Conv2D(64, 64, 3, padding=1, bias_attr=False)], [1, 64, 32, 32])
+    specs = list(ops.values()) + list(heavy.values())
+    for i, spec in enumerate(specs):
+        save_op_model(spec, False, str(tmp_path / f"m{i}"))
+    get_engine("onnxruntime").convert([str(tmp_path / f"m{i}") for i in range(len(specs))], 11)
+    openers = [
+        opener("onnxruntime", str(tmp_path / f"m{i}.onnx"), [{"name": "x0", "shape": input_shapes(s)[0]}], {}, 1)
+        for i, s in enumerate(specs)
+    ]
+    times, unstable = time_against_reference(openers[:3], openers[3:], Timing(warmup=1, repeats=3, passes=1))
+    assert capsys.readouterr().err.count("3 ops timed below their reference: timing them again") == 2  # two retries
+    assert unstable == [True, True, True] and all(value > 0 for value in times)  # priced at its own time, not 0
 
 
 def test_resume_keeps_measured_keys_and_measures_only_new_ones(tmp_path):
@@ -93,12 +98,16 @@ def test_resume_keeps_measured_keys_and_measures_only_new_ones(tmp_path):
     assert len(lines) == 1 + len(first)
 
 
-def test_refuses_to_extend_a_table_built_with_other_settings(tmp_path):
+def test_refuses_to_extend_a_table_built_with_other_settings_or_engine(tmp_path):
     path = str(tmp_path / "tiny.txt")
     ops = collect_ops([tiny_net()], SHAPE)
     build_table(dict(list(ops.items())[:1]), path, EngineSettings(**FAST), progress=False)
-    with pytest.raises(TableError, match="other engine settings: mkldnn=0 \\(now 1\\).*prefix=0 \\(now 1\\)"):
+    with pytest.raises(
+        TableError, match="another engine, device or settings: mkldnn=0 \\(now 1\\).*prefix=0 \\(now 1\\)"
+    ):
         build_table(ops, path, EngineSettings(mkldnn=True, **FAST), progress=False)
+    with pytest.raises(TableError, match="engine paddle_inference \\(now onnxruntime\\)"):
+        build_table(ops, path, EngineSettings(engine="onnxruntime", **FAST), progress=False)
 
 
 def test_mkldnn_prefix_timing_gives_a_usable_value(tmp_path):
@@ -109,12 +118,15 @@ def test_mkldnn_prefix_timing_gives_a_usable_value(tmp_path):
 
 
 def test_cli_builds_then_resumes(tmp_path):
+    """All three steps on this machine, as the issue's last command: --engine onnxruntime --out."""
     out = tmp_path / "demo.txt"
     command = [
         sys.executable,
         str(ROOT / "tools" / "build_latency_table.py"),
         "-c",
         str(ROOT / "configs" / "demo" / "blazeface_demo.yml"),
+        "--engine",
+        "onnxruntime",
         "--out",
         str(out),
         "--samples",
@@ -140,4 +152,5 @@ def test_cli_builds_then_resumes(tmp_path):
     second = subprocess.run(command, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "0 to measure" in second.stderr and out.read_text(encoding="utf-8") == before
-    assert len(LatencyTable.load(str(out)).entries) == summary["keys"]
+    table = LatencyTable.load(str(out))
+    assert len(table.entries) == summary["keys"] and table.engine.startswith("onnxruntime-")

@@ -96,3 +96,15 @@ def test_scripts_in_tools_still_import_the_latency_package():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT / "tools")
     assert proc.returncode == 0, proc.stderr
     assert pathlib.Path(proc.stdout.strip()) == ROOT / "latency" / "table.py"
+
+
+def test_a_missing_structure_file_is_named_as_such(capsys):
+    from ppnas.cli import run_main
+
+    with pytest.raises(SystemExit) as stop:
+        run_main(load_cli().main, ["-c", str(DEMO_CONFIG), "--structure", "output/nope/blazeface_nas.yml"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: structure file not found: output/nope/blazeface_nas.yml (a search writes it as "
+        "<save_dir>/blazeface_nas.yml)\n"
+    )

@@ -41,7 +41,8 @@ def test_segmentation_slim_keys_price_a_deeplab_candidate(tmp_path):
     # a table pricing every op at 1 us: the estimate is then the number of priced ops
     (tmp_path / "unit.txt").write_text("test\tcpu\tus\n" + "".join(f"{key}\t1\n" for key in ops), encoding="utf-8")
     assert any(key.startswith("interp,bilinear") for key in ops)  # resized to a runtime shape: still keyed
-    overrides = ["SLIM.NAS_CONSTRAINT_TYPE", "latency", "SLIM.NAS_CONSTRAINT_TABLE", "unit.txt"]
+    # typed on the command line: relative to the working directory, so given in full here
+    overrides = ["SLIM.NAS_CONSTRAINT_TYPE", "latency", "SLIM.NAS_CONSTRAINT_TABLE", str(tmp_path / "unit.txt")]
     seg = load_seg_config(str(config), [*overrides, "SLIM.NAS_CONSTRAINT_MAX", "100000"])
     constraint = seg.constraint()
     measured = constraint.measure(model, source.input_shape)

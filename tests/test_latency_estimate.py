@@ -112,3 +112,38 @@ def test_constraint_window_on_table_latency(tmp_path, latency_855_path):
     assert not Constraint(ctype="latency", max_constraint=149, table_file=table.path).admits(measured)
     with pytest.raises(TableError, match="lacks 3 op key"):
         Constraint(ctype="latency", max_constraint=1e9, table_file=str(latency_855_path)).measure(net(), SHAPE)
+
+
+class ResidualBlock(paddle.nn.Layer):
+    """conv+BN+ReLU, then a conv with a bias, a residual add and a ReLU6 (which no engine here folds)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = paddle.nn.Sequential(
+            paddle.nn.Conv2D(3, 8, 3, padding=1, bias_attr=False), paddle.nn.BatchNorm2D(8), paddle.nn.ReLU()
+        )
+        self.conv = paddle.nn.Conv2D(8, 8, 1)
+
+    def forward(self, x):
+        y = self.stem(x)
+        return paddle.nn.functional.relu6(y + self.conv(y))
+
+
+def test_ops_the_engine_folds_into_a_conv_are_free(tmp_path):
+    from latency.opkeys import trace_ops
+
+    ops = trace_ops(ResidualBlock(), SHAPE)
+    entries = {op.key: 10.0 for op in ops if op.key}
+    assert [op.op_type for op in ops if op.key] == [
+        "conv2d", "batch_norm", "relu", "conv2d", "elementwise_add", "elementwise_add", "relu6"
+    ]  # fmt: skip
+    plain = estimate_latency(ResidualBlock(), SHAPE, table_of(tmp_path, entries, "onnxruntime-1\tcpu\tus"))
+    assert plain.total == 70 and plain.fused_ops == {}
+    header = "onnxruntime-1\tcpu\tus\tfuses=batch_norm|bias|relu"
+    folded = estimate_latency(ResidualBlock(), SHAPE, table_of(tmp_path, entries, header))
+    # BN and ReLU after the first conv, the bias of the second: free; the residual add (its input is also read
+    # by the second conv) and ReLU6 (not in `fuses`) are priced
+    assert folded.fused_ops == {"batch_norm": 1, "relu": 1, "elementwise_add": 1}
+    assert folded.total == 40 and folded.num_ops == 4
+    with_relu6 = estimate_latency(ResidualBlock(), SHAPE, table_of(tmp_path, entries, header + "|relu6"))
+    assert with_relu6.total == 40  # relu6 reads the residual add's output, not a conv's: still priced

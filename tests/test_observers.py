@@ -53,7 +53,7 @@ def test_plain_lines_when_not_a_tty():
     out = stream.getvalue()
     assert "\r" not in out
     lines = out.splitlines()
-    assert lines[0] == "search: 0/3 steps done, going on"
+    assert lines[0] == "search: 3 steps"  # a fresh search
     step_lines = [line for line in lines if line.startswith("step ") and " reward " in line]
     assert [line.split()[1] for line in step_lines] == ["1/3", "2/3", "3/3"]
     assert "reward 0.6300 (best 0.6300)" in step_lines[1] and "(best 0.6300)" in step_lines[2]
@@ -66,6 +66,17 @@ def test_plain_lines_when_not_a_tty():
     assert len(iter_lines) == 4 * PLAIN_ITER_LINES
     assert iter_lines[PLAIN_ITER_LINES - 1] == f"  step 1 iter {ITERS}/{ITERS} loss 0.0500"
     assert lines[-1].startswith("search finished: 3 steps, rejected 1, failed 1 in this run; best reward 0.6300")
+
+
+def test_a_client_shows_the_servers_count_and_total():
+    stream = io.StringIO()
+    observer = ProgressObserver(stream=stream)
+    observer.on_start(4, 1)  # the client's own search_steps; the server counts every client's rewards
+    assert stream.getvalue() == "search: 1/4 steps done, going on\n"
+    for trained, record in zip((1, 3), (r for r in _records() if r.status == "trained")):  # client steps 1, 2
+        observer.on_candidate(record, {"best_reward": record.reward, "search_steps": 3, "trained": trained})
+    steps = [line.split(" reward ")[0] for line in stream.getvalue().splitlines() if " reward " in line]
+    assert steps == ["step 1/3", "step 3/3 (this client's step 2)"]
 
 
 def test_bars_on_a_terminal():

@@ -23,7 +23,7 @@ def _one_line_exit_2(code, err, expected):
 
 def test_unknown_phase(capsys, tmp_path, tiny_wider):
     code, _, err = run_bignas(capsys, "-c", str(write_bignas_config(tmp_path, tiny_wider)), "--phase", "train")
-    _one_line_exit_2(code, err, "error: unknown --phase; choose one of train_supnet, sample_flops, search, ")
+    _one_line_exit_2(code, err, "error: unknown --phase 'train'; choose one of train_supnet, sample_flops, search, ")
 
 
 @pytest.mark.parametrize("phase", ["search", "evaluate_subnet", "finetune_subnet"])

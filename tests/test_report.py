@@ -383,3 +383,36 @@ def test_segmentation_full_training_suggestion_scales_to_the_dataset():
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     assert tool.parse_args(["--config", "c.yml", "--model", "m.yml", "--epochs", "108"]).epochs == 108
+
+
+def test_a_one_shot_report_says_its_ap_is_inherited_how_to_finetune_and_plots_the_windows_neighbourhood(tmp_path):
+    from ppnas.report.figures.pareto import pareto_figure
+
+    records = [trained(i, 0.3 + 0.01 * i, flops=(8 + i) * 1e6, tokens=[i, 1]) for i in range(1, 5)]
+    records += [unrewarded("rejected", None, flops=f * 1e6) for f in (2, 7, 15, 60, 90)]
+    _history(tmp_path, records)
+    meta = {
+        "kind": "detection",
+        "space": "BlazeFaceNasSpace",
+        "config": "/c/bignas.yml",
+        "ctype": "flops",
+        "min_constraint": 8e6,
+        "max_constraint": 14e6,
+        "fragment_writer": "ppnas.oneshot.evaluate:write_fragment",
+        "options": {"save_dir": "output/bn"},
+    }
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    write_report(str(tmp_path))
+    text = (tmp_path / REPORT_MD).read_text()
+    assert text.startswith("# NAS report: one-shot (BigNAS) detection search, BlazeFaceNasSpace\n")
+    assert "- candidates: 4 evaluated, 5 rejected" in text and "weights it inherits from the trained supernet" in text
+    assert "evaluated in 0 s (inherited weights)" in text and "trained in" not in text
+    finetune = "python tools/bignas.py -c /c/bignas.yml --phase finetune_subnet -o save_dir=output/bn subnet_tokens=4,1"
+    assert finetune in text
+    window = Window.from_meta(meta)
+    axis = choose_axis(records, window)
+    figure = pareto_figure(records, axis, window, pareto_front(records, "flops", window), records[3], meta)
+    low, high = figure.axes[0].get_xlim()
+    assert (low, high) == pytest.approx((5.0, 17.0))  # the window [8, 14] MFLOPs and half its width each side
+    assert figure.axes[0].get_ylabel() == "reward (inherited AP@0.5)"
+    assert figure.axes[1].get_xlabel().endswith("beyond the view: 3 rejected")

@@ -14,11 +14,10 @@ from typing import List, Optional
 import paddle
 
 from ppnas import parallel
-from ppnas.cli import run_main
+from ppnas.cli import phase_choice, run_main
 from ppnas.config import add_override_option
 from ppnas.constraint import Constraint
 from ppnas.device import select_device
-from ppnas.errors import ConfigError
 from ppnas.observers import add_progress_options
 from ppnas.oneshot.sample_flops import sample_flops
 from ppnas.oneshot.search import run_supernet_search
@@ -29,23 +28,12 @@ from ppnas.oneshot.train import train_supernet
 PHASES = ("train_supnet", "sample_flops", "search", "evaluate_subnet", "finetune_subnet")
 
 
-class PhaseError(ConfigError):
-    """An unknown --phase."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print usage; a bad phase is one line, exit 2
-        if "--phase" in message:
-            raise PhaseError(f"unknown --phase; choose one of {', '.join(PHASES)}")
-        super().error(message)
-
-
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="one-shot config (PaddleDetection-style YAML)")
     add_override_option(parser)
     parser.add_argument("-r", "--resume", default=None, help="save_dir of a run to resume (train_supnet, search)")
-    parser.add_argument("--phase", required=True, choices=PHASES)
+    parser.add_argument("--phase", required=True, type=phase_choice(PHASES), metavar="{" + ",".join(PHASES) + "}")
     add_progress_options(parser)
     return parser.parse_args(argv)
 

@@ -23,7 +23,7 @@ import paddle
 from latency.builder import measure_models_us
 from latency.engine import EngineSettings
 from ppnas import parallel
-from ppnas.cli import run_main
+from ppnas.cli import phase_choice, run_main
 from ppnas.config import add_override_option, load_config, merge, parse_overrides
 from ppnas.device import select_device
 from ppnas.engine.meta import write_run_meta
@@ -50,7 +50,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("-c", "--config", required=True, help="FBNet config (YAML, _BASE_ allowed)")
     add_override_option(parser, example="Search.epochs=10")
     parser.add_argument("-r", "--resume", default=None, help="save_dir of a search or retraining to resume")
-    parser.add_argument("--phase", choices=PHASES, required=True)
+    parser.add_argument("--phase", required=True, type=phase_choice(PHASES), metavar="{" + ",".join(PHASES) + "}")
     add_progress_options(parser)
     return parser.parse_args(argv)
 

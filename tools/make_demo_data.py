@@ -16,8 +16,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--size", type=int, default=160, help="image side in pixels")
     parser.add_argument("--max-faces", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hard", action="store_true", help="smaller, blurred, covered faces and face-like blobs")
     args = parser.parse_args(argv)
-    paths = make_wider_demo(args.out, args.train, args.val, args.size, args.max_faces, args.seed)
+    paths = make_wider_demo(args.out, args.train, args.val, args.size, args.max_faces, args.seed, args.hard)
     print(f"wrote {args.train} train and {args.val} val images under {args.out} ({paths['train']}, {paths['val']})")
     return 0
 

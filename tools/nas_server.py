@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 from ppnas.cli import run_main
 from ppnas.config import add_override_option, config_kind, load_config, merge, override_pairs, parse_overrides
 from ppnas.constraint import Constraint
-from ppnas.controller_server.serve import build_service, server_settings, space_decoder
+from ppnas.controller_server.serve import SERVER_OPTIONS, build_service, server_settings, space_decoder
 from ppnas.controller_server.service import ServiceSettings
 from ppnas.controller_server.tcp import ControllerServer
 from ppnas.engine.options import SEARCH_DEFAULTS, SearchOptions
@@ -51,16 +51,9 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     add_override_option(parser, example="server_ip=0.0.0.0 SLIM.NAS_PORT=0")
     parser.add_argument("-r", "--resume_checkpoint", default=None, help="save_dir of a search to resume")
     parser.add_argument("--save_dir", default=None, help="where history and checkpoint go (default: the config's)")
-    parser.add_argument(
-        "--beat_timeout", type=float, default=30.0, help="a ppnas client silent this long lost its candidate"
-    )
-    parser.add_argument("--lease_seconds", type=float, default=None, help="a PaddleSlim client's candidate time limit")
-    parser.add_argument(
-        "--linger_seconds", type=float, default=10.0, help="answer 'search finished' this long at the end"
-    )
-    parser.add_argument(
-        "--request_timeout", type=float, default=10.0, help="a connection must send its request within this"
-    )
+    for name, (settings, meaning) in SERVER_OPTIONS.items():
+        default = getattr(settings, name)
+        parser.add_argument(f"--{name}", type=float, default=default, help=f"{meaning} (s, default {default})")
     return parser.parse_args(argv)
 
 

@@ -3,13 +3,20 @@ started with is_server true and server_ip set)."""
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ppnas.controller_server.service import Decoder, SearchService, ServiceSettings
+from ppnas.controller_server.service import Decoder, SearchService, ServiceSettings, replay_journal
 from ppnas.controller_server.tcp import ServerSettings, check_key, default_key
 from ppnas.engine.options import SearchOptions
 from ppnas.history import History
 from ppnas.samplers.annealing import annealing_controller, catch_up
 
 LOOPBACK = "127.0.0.1"
+# tools/nas_server.py's --options, in seconds: the settings class whose field (and default) each sets, and its meaning
+SERVER_OPTIONS: Dict[str, Tuple[type, str]] = {
+    "beat_timeout": (ServiceSettings, "a ppnas client silent this long has lost its candidate (recorded failed)"),
+    "lease_seconds": (ServiceSettings, "a PaddleSlim client's time per candidate; null: 3x the longest seen"),
+    "linger_seconds": (ServerSettings, "after the search, answer 'search finished' this long, then stop"),
+    "request_timeout": (ServerSettings, "a connection must deliver its whole request within this"),
+}
 
 
 def controller_key(kind: str, space_name: str, server_key: Optional[str]) -> Tuple[str, bool]:
@@ -39,11 +46,9 @@ def build_service(
 ) -> SearchService:
     """The annealing controller (resumed when options.resume_dir is set) behind the lock a server needs."""
     controller = annealing_controller(options, range_table, init_tokens)
-    catch_up(controller, history)
-    service = SearchService(controller, history, settings or ServiceSettings(options.search_steps), decode)
-    if options.resume_dir:
-        service.restore_leases()
-    return service
+    saved = replay_journal(controller, options.resume_dir) if options.resume_dir else None
+    catch_up(controller, history)  # the history lines a kill left out of the journal
+    return SearchService(controller, history, settings or ServiceSettings(options.search_steps), decode, saved)
 
 
 def server_settings(options: SearchOptions, **tuning: Any) -> ServerSettings:

@@ -1,8 +1,15 @@
 """The state a controller server guards: PaddleSlim's SAController, candidate leases, the shared history.
 
-Every change happens under one lock, and a request is answered only once a checkpoint holds it: the
-SANAS checkpoint written by LocalController.checkpoint and the open leases in `ppnas_leases.json`. Handing
-tokens out is a change too, so a server killed and restarted with -r never hands the same tokens out twice.
+Every change happens under one lock, and a request is answered only once a checkpoint holds it: a reward or
+record is a history line (fsynced), then a line of the server's journal (ppnas/controller_server/journal.py:
+what the change did to the annealing, and the open leases). Handing tokens out is a change too, so a server
+killed and restarted with -r never hands the same tokens out twice. Files are written outside the lock, in
+order (the save lock), and one write covers every change made before it (group commit); so does one fsync.
+
+Where a request's time went before (bench/distributed_throughput.py, 32 clients, docs/distributed.md): every
+draw and every reward rewrote the whole SANAS checkpoint, which grows with every candidate, and two more files,
+each renamed over the old one (2 to 4 ms per rename on this ext4 disk) and fsynced, under the lock, so that
+`info` and `next` queued behind disk writes.
 
 A lease is the server's promise that a candidate is being evaluated, and by whom: a reward or record is
 taken only from the client that holds the lease. It ends with the candidate's reward or record. A ppnas
@@ -16,21 +23,19 @@ per token list.
 import json
 import logging
 import math
-import os
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set
 
+from ppnas.controller_server.journal import Journal, read_journal
 from ppnas.errors import ControllerError
 from ppnas.history import CandidateRecord, History
-from ppnas.samplers.annealing import LocalController
-from ppnas.storage import atomic_write_json
+from ppnas.samplers.annealing import LocalController, write_state
 
 _logger = logging.getLogger(__name__)
 
-LEASES_FILE = "ppnas_leases.json"
 STOCK_PATIENCE_SECONDS = 172800.0  # PaddleSlim's ControllerServer._compare_time before any step was timed
 STOCK_LEASE_FACTOR = 3.0
 BEAT = "beat"  # a ppnas client that sends heartbeats
@@ -76,7 +81,9 @@ class SearchService:
         history: History,
         settings: ServiceSettings,
         decode: Optional[Decoder] = None,
+        saved: Optional[Mapping[str, Any]] = None,
     ) -> None:
+        """`saved`: the last journal line of the server being resumed (replay_journal), for its open leases."""
         self.controller = controller
         self.history = history
         self.settings = settings
@@ -98,8 +105,17 @@ class SearchService:
         self._exhausted_at: Optional[tuple] = None  # the annealing state that had no unseen neighbour left
         self._version = 0  # state changes so far
         self._saved_version = 0  # of which the last checkpoint holds
+        self._dirty: Set[str] = set()  # tokens whose entry of the seen list changed since the last journal line
+        self._lines_written = 0  # history lines this service appended
+        self._lines_synced = 0  # of which the last fsync holds
         self._save_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
         self._changed = threading.Condition(self.lock)
+        directory = controller.checkpoint_dir
+        self.journal = Journal(directory) if directory else None
+        if saved:
+            self._restore(saved)
+        self._snapshot()  # a snapshot of the state as it starts (resumed), and a new journal
 
     @property
     def version(self) -> int:
@@ -154,6 +170,7 @@ class SearchService:
                 raise NoTokensYet()
             try:
                 tokens = self.controller.next_tokens()
+                self._dirty.add(_key(tokens))
             except ControllerError as err:
                 if not self.leases:
                     self.failure = str(err)
@@ -200,6 +217,7 @@ class SearchService:
                 raise NotLeased(f"tokens {tokens} are not leased to {client}: a reward is taken from its holder only")
             # the temperature follows the search's total count of rewards (PaddleSlim: client_num * iter)
             self.controller.reward(tokens, reward, self.trained + 1)
+            self._dirty.add(key)
             self.trained += 1
             self.rewarded[key] = client
             if stock:  # record what the server knows
@@ -213,7 +231,7 @@ class SearchService:
                 self.expired.pop(key)
                 self.reported.discard(key)
             elif write:
-                self.history.append(record)
+                self._append(record)
             self._version += 1
             return True
 
@@ -248,17 +266,30 @@ class SearchService:
     # --- internals --------------------------------------------------------------------------------
     @contextmanager
     def _changing(self) -> Iterator[None]:
-        """Change the state under the lock, then return only once a checkpoint holds the change.
-
-        Group commit: one checkpoint covers every change made before it, so clients that arrive together
-        share its fsyncs instead of queueing one checkpoint each.
-        """
+        """Change the state under the lock, then return only once it is saved: the history line this change
+        wrote (fsynced), then the journal line."""
+        line = 0
         try:
             with self.lock:
-                yield
-                self._changed.notify_all()
+                before = self._lines_written
+                try:
+                    yield
+                finally:
+                    line = self._lines_written if self._lines_written != before else 0
+                    self._changed.notify_all()
         finally:
+            if line:
+                self._sync_history(line)
             self._persist()
+
+    def _sync_history(self, line: int) -> None:
+        """fsync the history up to our `line`, unless an fsync that began after it was written holds it."""
+        with self._sync_lock:
+            if self._lines_synced >= line:
+                return
+            written = self._lines_written
+            self.history.sync()
+            self._lines_synced = written
 
     @staticmethod
     def _holds(lease: Lease, client: str, stock: bool, peer: Optional[str]) -> bool:
@@ -267,13 +298,50 @@ class SearchService:
         return lease.client == client
 
     def _persist(self) -> None:
+        """Save every change made so far as one journal line (a snapshot when one is due), unless a line written
+        meanwhile holds them. The line is made under the lock and written outside it, lines in order."""
+        if self.journal is None:
+            return
         with self._save_lock:
-            if self._saved_version == self._version:
-                return  # a checkpoint written meanwhile holds our change
             with self.lock:
                 version = self._version
-                self._write_checkpoint()
+                if version == self._saved_version:
+                    return
+                entry = self._entry()
+                files = self.controller.state_files() if self.journal.due else None
+            if files is None:
+                self.journal.append(entry)
+            else:
+                self._write_snapshot(files, entry)
             self._saved_version = version
+
+    def _entry(self) -> str:
+        """One journal line: what changed in the annealing since the last line, and the open leases."""
+        changes = self.controller.changes(self._dirty)
+        self._dirty = set()
+        leases = [vars(lease) for lease in self.leases.values()]
+        return json.dumps({"changes": changes, "leases": leases, "longest_candidate": self.longest_candidate})
+
+    def _snapshot(self) -> None:
+        """The SANAS checkpoint and the controller's RNG rewritten whole, and a new journal."""
+        if self.journal is None:
+            return
+        with self._save_lock:
+            with self.lock:
+                version = self._version
+                entry = self._entry()
+                files = self.controller.state_files()
+            self._write_snapshot(files, entry)
+            self._saved_version = version
+
+    def _write_snapshot(self, files: Dict[str, str], entry: str) -> None:
+        assert self.journal is not None and self.controller.checkpoint_dir
+        write_state(self.controller.checkpoint_dir, files, durable=False)  # the history is the durable record
+        self.journal.restart(entry)
+
+    def close(self) -> None:
+        """The server ends: a snapshot, so the SANAS checkpoint is complete (a stock SANAS can load it)."""
+        self._snapshot()
 
     def _expire_locked(self) -> None:
         now = time.time()
@@ -310,9 +378,15 @@ class SearchService:
     def _append_unrewarded(self, record: CandidateRecord, write: bool) -> None:
         self.controller.replay(asdict(record))  # remembered as searched: never handed out again
         self.reported.add(_key(record.tokens))
+        self._dirty.add(_key(record.tokens))
         if write:
-            self.history.append(record)
+            self._append(record)
         self._version += 1
+
+    def _append(self, record: CandidateRecord) -> None:
+        """A history line, fsynced before the change is saved (by `_changing`, with other requests' lines)."""
+        self.history.append(record, durable=False)
+        self._lines_written += 1
 
     def _structure(self, tokens: Sequence[int]) -> Dict[str, Any]:
         if self.decode is None:
@@ -323,30 +397,26 @@ class SearchService:
             _logger.warning("cannot decode %s: %s", list(tokens), err)
             return {}
 
-    def _write_checkpoint(self) -> None:
-        self.controller.checkpoint()
-        if self.controller.checkpoint_dir:
-            leases = [asdict(lease) for lease in self.leases.values()]
-            state = {"leases": leases, "longest_candidate": self.longest_candidate}
-            path = os.path.join(self.controller.checkpoint_dir, LEASES_FILE)
-            atomic_write_json(path, state, indent=None, durable=False)  # leases only help after a crash
-
-    def restore_leases(self) -> None:
-        """On resume: leases open when a killed server last saved; their clients get a fresh timer to report."""
-        directory = self.controller.checkpoint_dir
-        path = os.path.join(directory, LEASES_FILE) if directory else ""
-        if not path or not os.path.isfile(path):
-            return
-        with open(path, encoding="utf-8") as f:
-            state = json.load(f)
+    def _restore(self, saved: Mapping[str, Any]) -> None:
+        """The leases open when a killed server last saved; their clients get a fresh timer to report. The
+        server's own loop died with it: its candidate is given up (its tokens stay seen)."""
         now = time.time()
-        self.longest_candidate = float(state.get("longest_candidate", 0.0))
-        for item in state.get("leases", []):
+        self.longest_candidate = float(saved.get("longest_candidate", 0.0))
+        for item in saved.get("leases", []):
             tokens = [int(t) for t in item["tokens"]]
             if _key(tokens) in self.rewarded or _key(tokens) in self.reported or item["kind"] == LOCAL:
                 continue
             lease = Lease(tokens, item["client"], item["kind"], issued=now, last_seen=now, peer=item.get("peer"))
             self.leases[_key(tokens)] = lease
+
+
+def replay_journal(controller: LocalController, folder: str) -> Optional[Dict[str, Any]]:
+    """Apply the journal of a server being resumed (after its snapshot: `controller.load`); its last line,
+    for SearchService's `saved`, or None without a journal."""
+    entries = read_journal(folder)
+    for entry in entries:
+        controller.apply_changes(entry["changes"])
+    return entries[-1] if entries else None
 
 
 def _key(tokens: Sequence[int]) -> str:

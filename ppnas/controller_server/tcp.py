@@ -13,6 +13,7 @@ import logging
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -96,6 +97,8 @@ class ControllerServer:
         self.address: Tuple[str, int] = (settings.host, settings.port)
         self.refused = 0
         self._slots = threading.BoundedSemaphore(settings.max_connections)
+        # a thread per connection, kept for the next one: starting a thread cost more than answering a request
+        self._workers = ThreadPoolExecutor(settings.max_connections, thread_name_prefix="ppnas-request")
         self._stop = threading.Event()
         self._socket: Optional[socket.socket] = None
         self._thread: Optional[threading.Thread] = None
@@ -151,6 +154,8 @@ class ControllerServer:
         for _ in range(self.settings.max_connections):  # let requests in progress finish
             if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 break
+        self._workers.shutdown(wait=False)
+        self.service.close()
 
     # --- connections ------------------------------------------------------------------------------
     def _accept_loop(self) -> None:
@@ -174,7 +179,7 @@ class ControllerServer:
                 _logger.warning("too many connections (%d): closing one from %s", self.settings.max_connections, peer)
                 conn.close()
                 continue
-            threading.Thread(target=self._handle, args=(conn, peer), daemon=True).start()
+            self._workers.submit(self._handle, conn, peer)
 
     def _handle(self, conn: socket.socket, peer: Tuple[str, int]) -> None:
         reply: Optional[str] = None

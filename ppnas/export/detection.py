@@ -1,8 +1,10 @@
 """Detection family: a BlazeFace found by the detection search, exported as PaddleDetection's exporter does.
 
 Inputs `image`, `im_shape`, `scale_factor`; post-processing (box decoding and NMS) inside the model;
-outputs `bbox` ([N, 6]: class, score, x1, y1, x2, y2) and `bbox_num`; `infer_cfg.yml` written by ppdet's
-own `_dump_infer_config`, so PaddleDetection's `deploy/python/infer.py` reads it as it reads its own.
+outputs, in this order and with the fetch names Paddle's saver gives them (as in PaddleDetection's own
+exports, whose deploy/python/infer.py reads them by position): the boxes ([N, 6]: class, score, x1, y1, x2,
+y2) and the box count per image (OUTPUT_NAMES); `infer_cfg.yml` written by ppdet's own `_dump_infer_config`,
+so PaddleDetection's `deploy/python/infer.py` reads it as it reads its own.
 
 One change to the network: the anchors. ppdet computes them with the `prior_box` operator on every run,
 which paddle2onnx 1.3.1 cannot convert; the export input has a fixed size (as BlazeFace's TestReader
@@ -30,6 +32,8 @@ from ppnas.tasks.detection import build_blazeface, structure_from_fragment
 INFER_CFG = "infer_cfg.yml"
 DEFAULT_METRIC = "WiderFace"
 DEFAULT_SIZE = 640
+# what ppdet's BlazeFace returns -> the fetch name of that output in model.pdmodel and in model.onnx
+OUTPUT_NAMES = {"bbox": "save_infer_model/scale_0.tmp_0", "bbox_num": "save_infer_model/scale_1.tmp_0"}
 
 
 class FixedAnchors(paddle.nn.Layer):
@@ -120,4 +124,5 @@ def prepare(request: ExportRequest) -> Exportable:
         reference=reference,
         write_deploy_config=write_deploy_config,
         unordered_rows=True,
+        score_cutoff=float(getattr(model.post_process.nms, "score_threshold", 0.0)),
     )

@@ -1,7 +1,7 @@
 """Paddle Inference side of an export: save with paddle.jit.save, run with paddle.inference."""
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -24,3 +24,9 @@ def run_inference(model_dir: str, feeds: Dict[str, np.ndarray]) -> List[np.ndarr
     predictor = fed_predictor(model_dir, feeds)
     predictor.run()
     return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
+
+
+def io_names(model_dir: str) -> Tuple[List[str], List[str]]:
+    """(input names, output names) of the saved model, in the order Paddle Inference feeds and returns them."""
+    predictor = make_predictor(EngineSettings(), model_dir=model_dir)
+    return predictor.get_input_names(), predictor.get_output_names()

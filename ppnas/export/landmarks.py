@@ -1,4 +1,8 @@
-"""Landmarks family: the FBNet-derived PFLD subnet (its structure YAML + weights) -> image -> 106 points."""
+"""Landmarks family: the FBNet-derived PFLD subnet (its structure YAML + weights) -> image -> 106 points.
+
+deploy.yaml says what the model takes and gives, as training fed it (ppnas/tasks/landmarks_data.py): a BGR
+face crop resized to the input size, pixels / 255, CHW, no mean or std; out come 212 values, x and y of each
+point normalised to the crop."""
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
 import os
@@ -24,9 +28,13 @@ def prepare(request: ExportRequest) -> Exportable:
             "model": "model.pdmodel",
             "params": "model.pdiparams",
             "input_shape": [None, 3, size, size],
-            # what ppnas/tasks/landmarks_data.py feeds in training: RGB face crop, pixels / 255, CHW
+            # what ppnas/tasks/landmarks_data.py feeds in training: cv2.imread's BGR crop, resized, / 255, CHW
+            "input": f"[N, 3, {size}, {size}] float32: a face crop resized to {size}x{size}, channels BGR (as "
+            f"cv2.imread reads them), pixels / 255 (0..1), CHW; no mean or std",
+            "channel_order": "BGR",
             "transforms": [{"type": "Resize", "target_size": [size, size]}, {"type": "Scale", "scale": 1 / 255.0}],
-            "output": f"[N, {2 * POINTS}]: x1 y1 ... x{POINTS} y{POINTS}, normalised to the crop",
+            "output": f"[N, {2 * POINTS}] float32: x1 y1 ... x{POINTS} y{POINTS}, each normalised to the crop "
+            f"(0..1: multiply x by the crop's width, y by its height)",
             "choices": list(model.choices),
         }
     }

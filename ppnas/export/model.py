@@ -36,7 +36,8 @@ class Exportable:
     `layer(*inputs)` is the deployed forward; `input_spec` names and shapes its inputs; `sample_inputs`
     (by input name) is the input the checks run; `reference` is what the found dygraph model outputs on
     it, flattened as jit.save orders outputs. `write_deploy_config(out_dir)` writes the family's deploy
-    file and returns its path. `unordered_rows`: 2-D outputs are sets of rows (detections after NMS).
+    file and returns its path. `unordered_rows`: 2-D outputs are sets of rows (detections after NMS);
+    `score_cutoff`: their NMS score threshold (a row at it may be kept on one side only).
     """
 
     layer: paddle.nn.Layer
@@ -45,6 +46,7 @@ class Exportable:
     reference: List[np.ndarray]
     write_deploy_config: Callable[[str], str]
     unordered_rows: bool = False
+    score_cutoff: Optional[float] = None
 
 
 def feeds_by_name(names: Sequence[str], feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:

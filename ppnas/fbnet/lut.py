@@ -9,12 +9,14 @@ priced once as `fixed`: the whole subnet of every slot's first candidate minus t
 raw table sums, so a table's calibration `a * sum + b` is applied once to the whole network, not once per block.
 
 The LUT file (JSON) records what it was built from: the supernet's structure, the table file's content
-hash and the missing-key policy. It is reused while they match; a search refuses a LUT built for another
-config, and `--phase build_lut` rebuilds it.
+hash and the missing-key policy (and, for the messages, the table's path). It is reused while they match;
+a search refuses a LUT built for another config, and `--phase build_lut` rebuilds it. A LUT edited by hand
+is checked against the supernet (`check_lut`) before any of it is used.
 """
 
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -42,6 +44,7 @@ class LookupTable:
     fixed: float  # raw price of everything that is not searched
     calibration: Optional[List[float]]  # [a, b] of the table, b in `unit`
     inputs: Dict[str, Any]  # what it was built from (see `lut_inputs`)
+    table_file: Optional[str] = None  # the table's path when it was built (its content is in `inputs`)
 
     def raw_total(self, choices: Sequence[int]) -> float:
         """Plain table sum (or FLOPs) of the subnet with candidate `choices[l]` at layer l, in `unit`."""
@@ -129,7 +132,66 @@ def build_lut(spec: SupernetSpec, table_file: Optional[str] = None, missing_keys
         fixed=whole - sum(prices[0] for prices in per_layer),
         calibration=None if table is None or table.calibration is None else list(table.calibration),
         inputs=lut_inputs(spec, table_file, missing_keys),
+        table_file=table_file,
     )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_lut(lut: LookupTable, spec: SupernetSpec, path: str) -> None:
+    """A LUT file read back must price this supernet: its layers, their candidates, finite numbers everywhere."""
+    rebuild = "run --phase build_lut to rebuild it"
+    if lut.metric not in ("latency", "flops"):
+        raise ConfigError(f"{path}: metric must be 'latency' or 'flops', got {lut.metric!r}; {rebuild}")
+    layers = spec.layers
+    if not isinstance(lut.candidates, list) or len(lut.candidates) != len(layers):
+        count = len(lut.candidates) if isinstance(lut.candidates, list) else lut.candidates
+        raise ConfigError(f"{path}: it lists candidates of {count} layers, the supernet has {len(layers)}; {rebuild}")
+    if not isinstance(lut.per_layer, list) or len(lut.per_layer) != len(layers):
+        count = len(lut.per_layer) if isinstance(lut.per_layer, list) else lut.per_layer
+        raise ConfigError(f"{path}: it prices {count} layers, the supernet has {len(layers)}; {rebuild}")
+    for slot, names, prices in zip(layers, lut.candidates, lut.per_layer):
+        where = f"{path}: layer {slot.index} ({slot.stage})"
+        if list(names or []) != list(slot.candidates):
+            raise ConfigError(f"{where} lists candidates {names}, the supernet {list(slot.candidates)}; {rebuild}")
+        if not isinstance(prices, list) or len(prices) != len(names):
+            raise ConfigError(f"{where}: {len(names)} candidates need {len(names)} prices, got {prices!r}; {rebuild}")
+        for name, price in zip(names, prices):
+            if not _number(price):
+                raise ConfigError(f"{where}, candidate {name}: price {price!r} is not a finite number; {rebuild}")
+    if not _number(lut.fixed):
+        raise ConfigError(
+            f"{path}: 'fixed' (the price of the unsearched rest) is {lut.fixed!r}, not a number; {rebuild}"
+        )
+    if lut.ms_per_unit is not None and not (_number(lut.ms_per_unit) and lut.ms_per_unit > 0):
+        raise ConfigError(f"{path}: ms_per_unit must be a positive number or null, got {lut.ms_per_unit!r}; {rebuild}")
+    calibration = lut.calibration
+    if calibration is not None and not (
+        isinstance(calibration, list) and len(calibration) == 2 and all(map(_number, calibration))
+    ):
+        raise ConfigError(f"{path}: calibration must be [a, b] or null, got {calibration!r}; {rebuild}")
+    if not isinstance(lut.inputs, dict):
+        raise ConfigError(f"{path}: 'inputs' must be a mapping, got {lut.inputs!r}; {rebuild}")
+
+
+def _mismatch(path: str, lut: LookupTable, inputs: Dict[str, Any], table_file: Optional[str]) -> str:
+    """Why a LUT cannot be reused, and what to do: a search never rebuilds it in another unit by accident."""
+    built_with = lut.inputs.get("table_sha")
+    if built_with and not inputs["table_sha"]:
+        return (
+            f"{path} was built with the latency table {lut.table_file or '(path not recorded)'} and this run has no "
+            f"LUT.table_file: pass the same one (-o LUT.table_file={lut.table_file or 'TABLE'}), or rebuild it on "
+            f"purpose with --phase build_lut (without a table it prices FLOPs)"
+        )
+    if inputs["table_sha"] and not built_with:
+        return (
+            f"{path} was built without a latency table (it prices FLOPs) and this run has LUT.table_file "
+            f"{table_file}: run --phase build_lut to price it with that table, or leave LUT.table_file out"
+        )
+    changed = ", ".join(k for k in inputs if lut.inputs.get(k) != inputs[k])
+    return f"{path} was built for another config ({changed} differ): run --phase build_lut to rebuild it"
 
 
 def ensure_lut(
@@ -141,14 +203,17 @@ def ensure_lut(
     """
     inputs = lut_inputs(spec, table_file, missing_keys)
     if os.path.isfile(path):
-        lut = LookupTable.load(path)
-        if lut.inputs == inputs:
-            return lut, "reused"
-        if not rebuild:
-            changed = ", ".join(k for k in inputs if lut.inputs.get(k) != inputs[k])
-            raise ConfigError(
-                f"{path} was built for another config ({changed} differ): run --phase build_lut to rebuild it"
-            )
+        try:
+            lut = LookupTable.load(path)
+            check_lut(lut, spec, path)
+        except ConfigError:
+            if not rebuild:
+                raise
+        else:
+            if lut.inputs == inputs:
+                return lut, "reused"
+            if not rebuild:
+                raise ConfigError(_mismatch(path, lut, inputs, table_file))
     action = "rebuilt" if os.path.isfile(path) else "built"
     lut = build_lut(spec, table_file, missing_keys)
     lut.save(path)

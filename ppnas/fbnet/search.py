@@ -41,7 +41,7 @@ from ppnas.fbnet.derive import (
     subnet_from_supernet,
     write_structure,
 )
-from ppnas.fbnet.lut import LookupTable
+from ppnas.fbnet.lut import MFLOPS, LookupTable
 from ppnas.fbnet.settings import FBNetConfig
 from ppnas.fbnet.supernet import FBNetSupernet, slot_label
 from ppnas.fbnet.train import (
@@ -57,6 +57,7 @@ from ppnas.observers import ScalarLog
 from ppnas.report.figures.probabilities import plot_choice_probabilities
 from ppnas.storage import refuse_existing
 from ppnas.tasks.landmarks import LandmarkData, evaluate_nme, pfld_loss
+from ppnas.units import format_count, format_ms
 
 SUBNET_WEIGHTS = "subnet_init.pdparams"
 PROBABILITIES_PNG = "choice_probabilities.png"
@@ -296,12 +297,23 @@ def _checkpoint(state: SearchState, epochs_done: int, record: Dict[str, Any]) ->
 def _print_epoch(record: Dict[str, Any], cfg: FBNetConfig, quiet: bool) -> None:
     if quiet or not parallel.is_main():
         return
-    print(
-        f"epoch {record['epoch']}/{cfg.search['epochs']} {record['phase']}: test NME {record['nme']:.4f} "
-        f"({record['nme_norm']}), expected latency {record['expected_latency']:.4g} {record['latency_unit']} "
-        f"(searched part {record['expected_searched']:.4g}), T {record['temperature']:.3f}, "
-        f"subnet {record['predicted']:.4g} {record['lut_unit']}",
-        flush=True,
+    print(epoch_line(record, int(cfg.search["epochs"])), flush=True)
+
+
+def epoch_line(record: Dict[str, Any], epochs: int) -> str:
+    """An epoch record as one line: NME with its normaliser; the distribution's expected price (whole model,
+    and the searched part the architecture can change) and the subnet's in one unit (ms with a table, FLOPs
+    without: the loss counts ms or MFLOPs)."""
+    if record["predicted_ms"] is not None:
+        whole, searched = format_ms(record["expected_latency"]), format_ms(record["expected_searched"])
+        subnet = format_ms(record["predicted_ms"])
+    else:
+        whole = format_count(record["expected_latency"] / MFLOPS, "FLOPs")
+        searched = format_count(record["expected_searched"] / MFLOPS, "FLOPs")
+        subnet = format_count(record["predicted"], "FLOPs")
+    return (
+        f"epoch {record['epoch']}/{epochs} {record['phase']}: test NME {record['nme']:.4f} ({record['nme_norm']}), "
+        f"expected latency {whole} (searched part {searched}), T {record['temperature']:.3f}, subnet {subnet}"
     )
 
 

@@ -18,7 +18,8 @@ from ppnas.fbnet.baseline import BASELINES
 from ppnas.fbnet.supernet import SupernetSpec, supernet_spec
 from ppnas.tasks.landmarks import data_settings
 
-TOP_KEYS = ("save_dir", "seed", "use_gpu", "baseline", "Data", "Supernet", "LUT", "Search", "Retrain")
+TOP_DEFAULTS: Dict[str, Any] = {"save_dir": "output/pfld_fbnet", "seed": 0, "use_gpu": False, "baseline": None}
+TOP_KEYS = (*TOP_DEFAULTS, "Data", "Supernet", "LUT", "Search", "Retrain")
 MODES = ("mul", "add", "target")
 OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("cosine", "constant")
@@ -99,7 +100,7 @@ def fbnet_config(cfg: Mapping[str, Any]) -> FBNetConfig:
     baseline = cfg.get("baseline")
     if baseline is not None and baseline not in BASELINES:
         raise ConfigError(f"baseline must be one of {', '.join(BASELINES)} or null, got {baseline!r}")
-    save_dir = str(cfg.get("save_dir") or "output/pfld_fbnet")  # like the other searches: from the shell's folder
+    save_dir = str(cfg.get("save_dir") or TOP_DEFAULTS["save_dir"])  # like the other searches: from the shell's folder
     table_file = resolve_path(cfg, lut["table_file"])
     constraint = Constraint(
         ctype="latency" if table_file else "flops",
@@ -110,8 +111,8 @@ def fbnet_config(cfg: Mapping[str, Any]) -> FBNetConfig:
     return FBNetConfig(
         raw=dict(cfg),
         save_dir=save_dir,
-        seed=int(cfg.get("seed", 0)),
-        use_gpu=bool(cfg.get("use_gpu", False)),
+        seed=int(cfg.get("seed", TOP_DEFAULTS["seed"])),
+        use_gpu=bool(cfg.get("use_gpu", TOP_DEFAULTS["use_gpu"])),
         spec=supernet_spec(cfg.get("Supernet")),
         search=search,
         retrain=retrain,

@@ -1,19 +1,22 @@
 """`--phase sample_flops`: FLOPs (and table latency) of random subnets, measured as the search measures them,
 with the baseline (init tokens) marked: is the baseline near the peak, and how much of the space is inside the
-window (United-Perception's sample_flops)."""
+window (United-Perception's sample_flops). It measures the constraint only: no dataset and no supernet are
+read. Each subnet is built and traced (about 0.3 s at 640 px, see docs/oneshot.md), so the progress shows an
+ETA and `flops_samples` sets the count."""
 
 import json
 import os
 import random
+import sys
 from typing import Any, Dict, List, Mapping
 
-from tqdm import tqdm
-
+from ppnas.candidates import detection_candidates
 from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError
+from ppnas.observers import Progress
+from ppnas.oneshot.settings import BIGNAS_KEYS
 from ppnas.report.figures.distribution import plot_sample_distribution
 from ppnas.report.selection import Window
-from ppnas.tasks.detection import BlazeFaceTask
 
 SAMPLE_FLOPS_PNG = "sample_flops.png"
 SAMPLE_FLOPS_JSON = "sample_flops.json"
@@ -31,14 +34,14 @@ def constraint_meta(constraint: Constraint) -> Dict[str, Any]:
 
 def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = False) -> Dict[str, Any]:
     """Draw `flops_samples` random subnets, measure each as the search does, plot the distribution."""
-    task = BlazeFaceTask(cfg)
+    source = detection_candidates(cfg, extra_keys=BIGNAS_KEYS)
     count = int(cfg["flops_samples"])
     if count < 1:
         raise ConfigError(f"flops_samples must be at least 1, got {count}")
     rng = random.Random(int(cfg["seed"]))
 
     def measure(tokens: List[int]) -> Dict[str, Any]:
-        m = constraint.measure(task.measurable(task.build(tokens)), task.input_shape)
+        m = constraint.measure(source.measurable(tokens), source.input_shape)
         return {
             "tokens": tokens,
             "flops": m.flops,
@@ -47,15 +50,20 @@ def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = F
             "inside": constraint.admits(m),
         }
 
-    samples = [
-        measure([rng.randrange(n) for n in task.space.range_table()])
-        for _ in tqdm(range(count), desc="sample_flops", unit="subnet", disable=quiet)
-    ]
-    baseline = measure(list(cfg["init_tokens"] or task.space.init_tokens()))
+    if not quiet:
+        size = source.input_shape[-1]
+        print(f"sample_flops: measuring {count} random subnets (flops_samples) at {size} px", file=sys.stderr)
+    bar = Progress(count, "sample_flops", "subnets", quiet=quiet, stream=sys.stderr)  # stdout: the JSON summary
+    samples = []
+    for _ in range(count):
+        samples.append(measure([rng.randrange(n) for n in source.range_table]))
+        bar.update(1)
+    bar.close()
+    baseline = measure(list(cfg["init_tokens"] or source.init_tokens))
     save_dir = cfg["save_dir"]
     os.makedirs(save_dir, exist_ok=True)
     window = Window.from_meta(constraint_meta(constraint))
-    title = f"{count} random subnets of {task.space_name} at {task.input_shape[-1]} px"
+    title = f"{count} random subnets of {source.space_name} at {source.input_shape[-1]} px"
     png = plot_sample_distribution(samples, baseline, window, title, os.path.join(save_dir, SAMPLE_FLOPS_PNG))
     flops = sorted(s["flops"] for s in samples)
     summary = {

@@ -1,9 +1,8 @@
 """The one-shot config: the detection search's keys and checks, plus the strategy's own keys."""
 
-import os
 from typing import Any, Dict, List, Sequence
 
-from ppnas.config import load_config, merge, parse_overrides
+from ppnas.config import load_config, merge, parse_overrides, resolve_path
 from ppnas.errors import ConfigError
 from ppnas.oneshot.algorithm import check_strategy
 from ppnas.tasks.detection import with_search_defaults
@@ -33,8 +32,7 @@ def load_bignas_config(path: str, overrides: Sequence[str] = ()) -> Dict[str, An
         raise ConfigError(f"search_mode must be one of {', '.join(SEARCH_MODES)}, got {cfg['search_mode']!r}")
     if cfg["seed"] is None:
         cfg["seed"] = 0  # the loop seeds every iteration from it; a run must be repeatable to be resumable
-    if cfg["supernet_dir"]:
-        cfg["supernet_dir"] = os.path.abspath(str(cfg["supernet_dir"]))  # typed on the command line: from here
+    cfg["supernet_dir"] = resolve_path(cfg, cfg["supernet_dir"]) or None
     return cfg
 
 

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ppnas.engine.meta import META_FILE
 from ppnas.history import best_record
-from ppnas.report.selection import Axis, Record, Window, candidate_name, many_clients
+from ppnas.report.selection import Axis, Record, Window, candidate_name, is_one_shot, many_clients, search_name
 from ppnas.report.tables import markdown_table, structure_lines, table_rows
 from ppnas.units import format_count, format_ms
 
@@ -21,6 +21,14 @@ def train_command(meta: Dict[str, Any], fragment: str) -> str:
     stem = os.path.splitext(path)[0]
     hint = str(meta["full_train_hint"])
     return hint.replace("{fragment}", path).replace("{stem}", stem).replace("{name}", os.path.basename(stem))
+
+
+def finetune_command(meta: Dict[str, Any], record: Record) -> str:
+    """tools/bignas.py's finetune_subnet phase for a one-shot search's candidate."""
+    save_dir = (meta.get("options") or {}).get("save_dir")
+    tokens = ",".join(str(int(t)) for t in record["tokens"])
+    where = f"save_dir={save_dir} " if save_dir else ""
+    return f"python tools/bignas.py -c {meta.get('config')} --phase finetune_subnet -o {where}subnet_tokens={tokens}"
 
 
 def status_counts(records: Sequence[Record]) -> Dict[str, int]:
@@ -60,7 +68,8 @@ def render_markdown(
     counts = status_counts(records)
     clients = sorted({str(r.get("client", "local")) for r in records})
     many = many_clients(records)
-    title = f"# NAS report: {meta.get('kind', '')} search, {meta.get('space', '')}" if meta else "# NAS report"
+    title = f"# NAS report: {search_name(meta)}, {meta.get('space', '')}" if meta else "# NAS report"
+    one_shot = is_one_shot(meta)
     lines = [title, "", f"- save_dir: `{save_dir}`"]
     if meta and meta.get("config"):
         lines.append(f"- config: `{meta['config']}`")
@@ -69,9 +78,15 @@ def render_markdown(
     else:
         lines.append(f"- constraint: unknown (no {META_FILE} in save_dir): every trained candidate is ranked")
     lines.append(
-        f"- candidates: {counts['trained']} trained, {counts['rejected']} rejected by the constraint, "
-        f"{counts['failed']} failed" + (f"; clients: {', '.join(clients)}" if many else "")
+        f"- candidates: {counts['trained']} {'evaluated' if one_shot else 'trained'}, {counts['rejected']} rejected "
+        f"by the constraint, {counts['failed']} failed" + (f"; clients: {', '.join(clients)}" if many else "")
     )
+    if one_shot:
+        lines.append(
+            "- reward: AP@0.5 of each subnet with the weights it inherits from the trained supernet, after BN "
+            "calibration on the subnet. It ranks subnets; it is not the AP a subnet reaches when trained: finetune "
+            "the one you pick (the command under each candidate), or train it fully"
+        )
     lines += ["", f"![Pareto front]({PARETO_PNG})", "", f"![Search curve]({CURVE_PNG})", ""]
     lines += [f"## Top {len(top)} candidates under the constraint", ""]
     if not top:
@@ -84,9 +99,21 @@ def render_markdown(
         if record.get("latency_ms") is not None:
             measured.append(format_ms(record["latency_ms"]))
         measured += [format_count(record.get("flops"), "FLOPs"), format_count(record.get("params"), "params")]
-        measured.append(f"trained in {record.get('seconds', 0.0):.0f} s")
+        seconds = record.get("seconds", 0.0)
+        measured.append(
+            f"evaluated in {seconds:.0f} s (inherited weights)" if one_shot else f"trained in {seconds:.0f} s"
+        )
         lines.append(", ".join(measured) + f"; tokens `{record.get('tokens')}`")
         lines += ["", "```yaml", *structure_lines(record.get("structure") or {}), "```", ""]
+        if one_shot and meta:
+            lines += [
+                "Finetune it from the supernet's weights:",
+                "",
+                "```bash",
+                finetune_command(meta, record),
+                "```",
+                "",
+            ]
         if rank <= len(fragments):
             lines += ["Train it fully:", "", "```bash", train_command(meta, fragments[rank - 1]), "```", ""]
     lines += _deploy_lines(records, meta, many)

@@ -157,3 +157,19 @@ def many_clients(records: Sequence[Record]) -> bool:
 def candidate_name(record: Record, many: bool) -> str:
     """'step 7', or 'step 7 of host-2' when several clients count steps each on their own."""
     return f"step {record.get('step')}" + (f" of {record.get('client')}" if many else "")
+
+
+ONE_SHOT_PACKAGE = "ppnas.oneshot."  # the task module of a search over a trained supernet
+
+
+def is_one_shot(meta: Optional[Dict[str, Any]]) -> bool:
+    """A one-shot search: its rewards are inherited-weight AP (search_meta.json names its task's module)."""
+    return str((meta or {}).get("fragment_writer", "")).startswith(ONE_SHOT_PACKAGE)
+
+
+def search_name(meta: Optional[Dict[str, Any]]) -> str:
+    """'detection search', 'one-shot (BigNAS) detection search', or '' without metadata."""
+    kind = str((meta or {}).get("kind") or "")
+    if is_one_shot(meta):
+        return " ".join(part for part in ("one-shot (BigNAS)", kind, "search") if part)
+    return f"{kind} search" if kind else ""

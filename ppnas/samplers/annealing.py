@@ -14,6 +14,7 @@ What PaddleSlim gets wrong and this module mends (see ../shared/notes/DEPENDENCI
   RNG state (saved in the checkpoint), so a seeded search repeats and a resumed one continues the same way.
 """
 
+import base64
 import json
 import logging
 import math
@@ -21,45 +22,59 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 from paddleslim.common.sa_controller import SAController
 
 from ppnas.errors import ControllerError
 from ppnas.history import CandidateRecord, History
-from ppnas.storage import atomic_write_json
+from ppnas.storage import atomic_write_text
 
 if TYPE_CHECKING:
     from ppnas.engine.options import SearchOptions
 
 SANAS_CHECKPOINT = "sanas.checkpoints"  # PaddleSlim's file name and JSON layout, loadable by SANAS
 PPNAS_STATE = "ppnas_controller.json"  # what PaddleSlim's format has no room for
+SCENE_SCALARS = ("_tokens", "_current_tokens", "_reward", "_max_reward", "_best_tokens", "_iter")  # besides _searched
 FAR_TRIES = 200  # random draws at each distance before the exact pick among all unseen lists
 
 _logger = logging.getLogger(__name__)
 
 
+SA_DRAWS = ("random", "randint")  # the numpy.random functions SAController calls
+
+
 @contextmanager
 def _own_rng(holder: "LocalController") -> Iterator[None]:
-    """Run numpy's global RNG from the controller's own state, then put the caller's state back."""
-    outer = np.random.get_state()
-    np.random.set_state(holder.rng_state)
+    """SAController's draws (numpy.random.random and randint) from the controller's own RandomState.
+
+    Swapping numpy's global state in and out instead (get_state / set_state, 35 us each) cost a controller
+    server more than the rest of a draw or a reward together; the two module functions are swapped instead.
+    """
+    outer = {name: getattr(np.random, name) for name in SA_DRAWS}
+    for name in SA_DRAWS:
+        setattr(np.random, name, getattr(holder.rng, name))
     try:
         yield
     finally:
-        holder.rng_state = np.random.get_state()
-        np.random.set_state(outer)
+        for name, function in outer.items():
+            setattr(np.random, name, function)
 
 
 def _state_to_json(state: tuple) -> list:
+    """numpy's RNG state; its 624 key words as base64 (a server saves it with every change: JSON numbers cost
+    ten times more to write)."""
     name, keys, pos, has_gauss, cached = state
-    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    words = base64.b64encode(np.asarray(keys, dtype="<u4").tobytes()).decode("ascii")
+    return [name, words, int(pos), int(has_gauss), float(cached)]
 
 
 def _state_from_json(data: list) -> tuple:
     name, keys, pos, has_gauss, cached = data
-    return (name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached)
+    if isinstance(keys, str):
+        keys = np.frombuffer(base64.b64decode(keys), dtype="<u4")
+    return (name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached)  # a list: checkpoints before 2026-12
 
 
 class LocalController:
@@ -89,7 +104,7 @@ class LocalController:
             constrain_func=None,
             checkpoints=None,  # we save ourselves, atomically, after the history line is written
         )
-        self.rng_state = np.random.RandomState(seed).get_state()
+        self.rng = np.random.RandomState(seed)
 
     # --- sampling ---------------------------------------------------------------------------------
     def next_tokens(self) -> List[int]:
@@ -123,7 +138,7 @@ class LocalController:
         return [tokens for tokens in reach if str(tokens) not in self.sa._searched]
 
     def _pick(self, choices: List[List[int]]) -> List[int]:
-        return choices[int(np.random.randint(len(choices)))]
+        return choices[int(self.rng.randint(len(choices)))]
 
     def _far_tokens(self) -> List[int]:
         """An unseen list 2, 3, ... tokens away from the current tokens, nearest first, else any unseen one.
@@ -136,9 +151,9 @@ class LocalController:
         for distance in range(2, len(movable) + 1):
             for _ in range(FAR_TRIES):
                 tokens = list(current)
-                for i in np.random.choice(movable, size=distance, replace=False):
+                for i in self.rng.choice(movable, size=distance, replace=False):
                     upper = self.range_table[i]
-                    tokens[i] = (current[i] + int(np.random.randint(1, upper))) % upper  # any other value
+                    tokens[i] = (current[i] + int(self.rng.randint(1, upper))) % upper  # any other value
                 if str(tokens) not in self.sa._searched:
                     self._log_escape(current, tokens, f"{distance} tokens changed")
                     return tokens
@@ -176,11 +191,11 @@ class LocalController:
     def _below(self, bound: int) -> int:
         """A uniform integer in [0, bound), also for spaces larger than numpy's int64."""
         if bound < 2**63:
-            return int(np.random.randint(bound))
+            return int(self.rng.randint(bound))
         while True:  # digit by digit over the whole space; bound is then nearly all of it, so this rarely repeats
             value = 0
             for upper in self.range_table:
-                value = value * upper + int(np.random.randint(upper))
+                value = value * upper + int(self.rng.randint(upper))
             if value < bound:
                 return value
 
@@ -192,6 +207,15 @@ class LocalController:
         for token, upper in zip(tokens, self.range_table):
             index = index * upper + int(token)
         return index
+
+    @property
+    def rng_state(self) -> tuple:
+        """The state of the controller's own RNG (numpy's RandomState.get_state)."""
+        return self.rng.get_state()
+
+    @rng_state.setter
+    def rng_state(self, state: tuple) -> None:
+        self.rng.set_state(state)
 
     @property
     def range_table(self) -> List[int]:
@@ -242,11 +266,30 @@ class LocalController:
         """Write the controller state (atomically, file by file); nothing without a checkpoint_dir."""
         if not self.checkpoint_dir:
             return
-        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        write_state(self.checkpoint_dir, self.state_files(), durable=True)
+
+    def state_files(self) -> Dict[str, str]:
+        """The checkpoint's files (name -> JSON text) as the state is now; the caller may write them later."""
         scene = {k: v for k, v in self.sa.__dict__.items() if k != "_checkpoints"}
-        atomic_write_json(os.path.join(self.checkpoint_dir, SANAS_CHECKPOINT), scene, indent=None)
         extra = {"rng_state": _state_to_json(self.rng_state)}
-        atomic_write_json(os.path.join(self.checkpoint_dir, PPNAS_STATE), extra, indent=None)
+        return {SANAS_CHECKPOINT: json.dumps(scene), PPNAS_STATE: json.dumps(extra)}
+
+    def changes(self, keys: Iterable[str]) -> Dict[str, Any]:
+        """What a draw or a reward changed, small and absolute (applying it twice is applying it once): the
+        annealing's scalars and tokens, the seen list's entries under `keys`, the RNG."""
+        searched = self.sa._searched
+        return {
+            "sa": {name: getattr(self.sa, name) for name in SCENE_SCALARS},
+            "searched": {key: searched[key] for key in keys if key in searched},
+            "rng_state": _state_to_json(self.rng_state),
+        }
+
+    def apply_changes(self, changes: Mapping[str, Any]) -> None:
+        """Apply what `changes` returned (a server's journal, on resume)."""
+        for name, value in changes["sa"].items():
+            setattr(self.sa, name, value)
+        self.sa._searched.update(changes["searched"])
+        self.rng_state = _state_from_json(changes["rng_state"])
 
     def load(self, checkpoint_dir: str) -> None:
         """Restore a state written by `checkpoint` (or a PaddleSlim SANAS checkpoint without our extras)."""
@@ -292,6 +335,13 @@ class LocalController:
         if record.get("status") == "trained":
             return seen is not None and seen != -1 and seen == float(record["reward"])
         return seen is not None
+
+
+def write_state(folder: str, files: Dict[str, str], durable: bool) -> None:
+    """Write checkpoint files (LocalController.state_files) atomically, one by one, SANAS checkpoint first."""
+    os.makedirs(folder, exist_ok=True)
+    for name in sorted(files, key=lambda n: n != SANAS_CHECKPOINT):
+        atomic_write_text(os.path.join(folder, name), files[name] + "\n", durable=durable)
 
 
 def annealing_controller(options: "SearchOptions", range_table: List[int], init_tokens: List[int]) -> LocalController:

@@ -17,8 +17,9 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator, List, Optional
 
+from ppnas.controller_server.journal import JOURNAL_FILE
 from ppnas.controller_server.serve import build_service, controller_key, server_settings
-from ppnas.controller_server.service import LEASES_FILE, Decoder
+from ppnas.controller_server.service import Decoder
 from ppnas.controller_server.tcp import ControllerServer
 from ppnas.engine.meta import read_meta
 from ppnas.engine.options import SAMPLERS, SearchOptions
@@ -48,7 +49,7 @@ def settle_client(options: SearchOptions) -> None:
         print(f"client {options.client_name} writes {options.save_dir} (resume it with -r {options.save_dir})")
         return
     folder = options.resume_dir
-    state = [name for name in (SANAS_CHECKPOINT, LEASES_FILE) if os.path.exists(os.path.join(folder, name))]
+    state = [name for name in (SANAS_CHECKPOINT, JOURNAL_FILE) if os.path.exists(os.path.join(folder, name))]
     if state:
         raise ConfigError(
             f"{folder} holds a controller's state ({', '.join(state)}): it is the save_dir of a server or of a "

@@ -21,7 +21,7 @@ import logging
 import socket
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from ppnas.controller_server.protocol import (
@@ -72,7 +72,10 @@ class RemoteController:
         self.retry_seconds = retry_seconds
         self.request_timeout = request_timeout
         self.lost = threading.Event()  # set when the server gave the candidate in training up
-        self._beating: Optional[threading.Event] = None
+        self._beat = threading.Condition()
+        self._beat_job: Optional[_BeatJob] = None  # the candidate out, while its heartbeats go
+        self._beat_thread: Optional[threading.Thread] = None
+        self._closed = False
         self.last_info: Dict[str, Any] = {}
 
     # --- Controller protocol ----------------------------------------------------------------------
@@ -112,7 +115,10 @@ class RemoteController:
         return self.last_info
 
     def close(self) -> None:
-        self._stop_beating()
+        with self._beat:
+            self._beat_job = None
+            self._closed = True
+            self._beat.notify()
 
     # --- internals --------------------------------------------------------------------------------
     def _expect_ok(self, reply: str) -> None:
@@ -184,26 +190,47 @@ class RemoteController:
         return f"{self.address[0]}:{self.address[1]}"
 
     def _start_beating(self, tokens: List[int], every: float) -> None:
-        stop = threading.Event()
-        self._beating = stop
-        lost = self.lost = threading.Event()  # this candidate's own: a late thread cannot flag the next one
-        message = beat_message(self.key, self.client_name, tokens)
-
-        def beat() -> None:
-            while not stop.wait(every):
-                try:
-                    reply = self._exchange(message)
-                except (OSError, IncompleteFrame) as err:  # the next real request retries and reports
-                    _logger.debug("heartbeat failed: %s", err)
-                    continue
-                if reply == UNKNOWN and not stop.is_set():
-                    _logger.warning("the controller server gave candidate %s up: stopping its training", tokens)
-                    lost.set()
-                    return
-
-        threading.Thread(target=beat, name="ppnas-heartbeat", daemon=True).start()
+        lost = self.lost = threading.Event()  # this candidate's own: a late beat cannot flag the next one
+        with self._beat:
+            self._beat_job = _BeatJob(beat_message(self.key, self.client_name, tokens), every, tokens, lost)
+            self._beat.notify()
+        if self._beat_thread is None:  # one thread for all candidates: starting one per candidate cost more
+            self._beat_thread = threading.Thread(target=self._beat_loop, name="ppnas-heartbeat", daemon=True)
+            self._beat_thread.start()
 
     def _stop_beating(self) -> None:
-        if self._beating is not None:
-            self._beating.set()
-            self._beating = None
+        with self._beat:
+            self._beat_job = None
+            self._beat.notify()
+
+    def _beat_loop(self) -> None:
+        """Beat every `job.every` seconds while a candidate is out; idle between candidates."""
+        while True:
+            with self._beat:
+                job = self._beat_job
+                if self._closed:
+                    return
+                if job is None:
+                    self._beat.wait()
+                    continue
+                self._beat.wait(job.every)
+                if self._beat_job is not job:  # stopped, or another candidate: its own timer starts
+                    continue
+            try:
+                reply = self._exchange(job.message)
+            except (OSError, IncompleteFrame) as err:  # the next real request retries and reports
+                _logger.debug("heartbeat failed: %s", err)
+                continue
+            with self._beat:
+                if reply == UNKNOWN and self._beat_job is job:
+                    _logger.warning("the controller server gave candidate %s up: stopping its training", job.tokens)
+                    job.lost.set()
+                    self._beat_job = None
+
+
+@dataclass
+class _BeatJob:
+    message: str
+    every: float
+    tokens: List[int]
+    lost: threading.Event

@@ -115,6 +115,8 @@ def structure_from_fragment(path: str) -> Dict[str, Any]:
     """The BlazeNet structure of a PaddleDetection config or fragment (e.g. a search's blazeface_nas.yml)."""
     from ppnas.config import load_config
 
+    if not os.path.isfile(path):
+        raise DataError(f"structure file not found: {path} (a search writes it as <save_dir>/{FRAGMENT_FILE})")
     block = load_config(path).get("BlazeNet")
     if not isinstance(block, Mapping) or "double_blaze_filters" not in block:
         raise ConfigError(f"{path} has no BlazeNet block with blaze_filters and double_blaze_filters")

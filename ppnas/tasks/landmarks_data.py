@@ -20,6 +20,7 @@ from ppnas.errors import DataError
 
 NUM_POINTS = 106
 ANGLES = 3
+COORD_RANGE = (-1.0, 2.0)  # normalised coordinates of a point at most one image size outside the crop
 DEMO_HINT = "python tools/make_landmark_demo_data.py --out data/demo_106points"
 
 
@@ -85,6 +86,7 @@ def read_list(list_path: str, root: Optional[str] = None, num_points: int = NUM_
             except ValueError:
                 bad = next(v for v in fields[1:] if not _is_number(v))
                 raise DataError(f"{where}: '{bad}' is not a number") from None
+            _check_values(where, fields[1:], values, num_points)
             image = _resolve_image(fields[0], list_path, root)
             if image is None:
                 raise DataError(f"{where}: image not found: {fields[0]}")
@@ -93,6 +95,22 @@ def read_list(list_path: str, root: Optional[str] = None, num_points: int = NUM_
     if not samples:
         raise DataError(f"{list_path} holds no samples")
     return samples
+
+
+def _check_values(where: str, fields: Sequence[str], values: np.ndarray, num_points: int) -> None:
+    """Finite values, coordinates near the image: a nan or a typo would only show up as a nan loss later."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise DataError(f"{where}: '{fields[int(np.argmin(finite))]}' is not a finite number")
+    coords = values[: 2 * num_points]
+    low, high = COORD_RANGE
+    outside = (coords < low) | (coords > high)
+    if outside.any():
+        index = int(np.argmax(outside))
+        raise DataError(
+            f"{where}: coordinate {index + 1} ({'xy'[index % 2]} of point {index // 2 + 1}) is {fields[index]}, far "
+            f"outside the image: coordinates are normalised to the image (0..1; {low:g}..{high:g} accepted)"
+        )
 
 
 def _is_number(text: str) -> bool:

@@ -4,8 +4,8 @@ The YAML is read by PaddleSeg's own `Config` (so `_base_` works as in PaddleSeg)
 pairs override it with the semantics of the original PaddleSeg NAS example (../shared/notes/SEG.md):
 values are Python literals ("23333" -> int, "True" -> bool, "-1" -> int, otherwise the string as given),
 an odd count is an error and so is a key that is not in the config, the SLIM defaults, or OPTIONAL_KEYS.
-Dataset paths (dataset_root, train_path, val_path, test_path) resolve against the config file's folder,
-so a command works from any working directory.
+Dataset paths (dataset_root, train_path, val_path, test_path) resolve against the config file's folder when
+written there and against the working directory when typed on the command line (ppnas.config.resolve_path).
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
-from ppnas.config import CONFIG_DIR_KEY, resolve_path
+from ppnas.config import CONFIG_DIR_KEY, command_line_value, resolve_path
 from ppnas.constraint import Constraint
 from ppnas.demo import demo_command
 from ppnas.errors import ConfigError, DataError
@@ -115,7 +115,7 @@ def parse_override_pairs(items: Sequence[str]) -> List[Tuple[str, Any]]:
             f"Command line options config format error: KEY VALUE pairs expected, got {len(items)} items; "
             f"the key '{items[-1]}' has no value"
         )
-    return [(key, parse_value(value)) for key, value in zip(items[0::2], items[1::2])]
+    return [(key, command_line_value(parse_value(value))) for key, value in zip(items[0::2], items[1::2])]
 
 
 def _known_keys(cfg: Mapping[str, Any], prefix: str = "") -> List[str]:
@@ -174,14 +174,15 @@ def _check_schedule(cfg: Mapping[str, Any]) -> None:
 
 
 def resolve_dataset_paths(cfg: Dict[str, Any], config_dir: str) -> None:
-    """Make the datasets' relative paths relative to `config_dir` (in place)."""
+    """Make the datasets' relative paths absolute (in place): from `config_dir`, or from the working directory
+    when typed on the command line (ppnas.config.resolve_path)."""
     where = {CONFIG_DIR_KEY: config_dir}
     for block in DATASET_BLOCKS:
         dataset = cfg.get(block)
         if isinstance(dataset, dict):
             for key in DATASET_PATH_KEYS:
                 if isinstance(dataset.get(key), str):
-                    dataset[key] = resolve_path(where, os.path.expanduser(dataset[key]))
+                    dataset[key] = resolve_path(where, dataset[key])
 
 
 CITYSCAPES_HINT = (

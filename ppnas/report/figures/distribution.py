@@ -3,6 +3,7 @@
 from typing import Optional, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ppnas.report.figures.style import FIGURE_INCHES, save_figure
 from ppnas.report.selection import Axis, Record, Window
@@ -43,6 +44,7 @@ def plot_sample_distribution(
             ax.set_xlim(min([low] + near), max([high] + near))
         ax.set_xlabel(f"{prefix}{label}" if key == "flops" else label)
         ax.set_ylabel("subnets")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no fractional ticks
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="upper right")
     figure.suptitle(title)

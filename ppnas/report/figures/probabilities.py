@@ -1,12 +1,22 @@
 """choice_probabilities.png: FBNet's softmax(alpha) of each candidate of each searched layer, epoch by epoch."""
 
-from typing import Sequence
+from typing import List, Sequence, Tuple
 
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ppnas.report.figures.style import FIGURE_INCHES, save_figure
 from ppnas.report.selection import Record
+
+GREYS = {7, 14, 15}  # tab20's greys (tab10's grey is its 7): the warm-up band is grey
+
+
+def candidate_colours(count: int) -> List[Tuple[float, ...]]:
+    """`count` distinct colours, none of them grey: tab10's nine, then the lighter tab20 shades."""
+    tab10, tab20 = colormaps["tab10"].colors, colormaps["tab20"].colors
+    palette = [c for i, c in enumerate(tab10) if i != 7] + [c for i, c in enumerate(tab20) if i % 2 and i not in GREYS]
+    return [palette[i % len(palette)] for i in range(count)]
 
 
 def plot_choice_probabilities(
@@ -25,12 +35,14 @@ def plot_choice_probabilities(
         ax = figure.add_subplot(count, 1, layer + 1)
         final = records[-1]["probabilities"][layer]
         chosen = max(range(len(final)), key=final.__getitem__)
+        colours = candidate_colours(len(names))
         for c, candidate in enumerate(names):
             values = [r["probabilities"][layer][c] for r in records]
             ax.plot(
                 epochs,
                 values,
                 marker="." if len(epochs) <= 30 else None,
+                color=colours[c],
                 linewidth=2.4 if c == chosen else 1.0,
                 label=f"{candidate} (chosen)" if c == chosen else candidate,
                 zorder=3 if c == chosen else 2,
