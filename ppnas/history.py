@@ -60,11 +60,14 @@ class EpochRecord:
     epoch: int  # 1-based
     phase: str  # warmup | search
     temperature: float  # after this epoch's annealing
+    lr: float  # the weights' learning rate in this epoch
     weight_loss: float
     arch_loss: Optional[float]
     nme: float  # test list
-    expected_latency: float  # softmax(alpha / T) mix, calibrated, in `latency_unit`
-    latency_unit: str  # us (a table) or kFLOPs
+    nme_norm: str  # the point pair the NME is normalised by (ppnas.tasks.landmarks.NME_NORMS)
+    expected_latency: float  # of the whole model: softmax(alpha / T) mix, calibrated, in `latency_unit`
+    expected_searched: float  # of the searched part alone (what mul / add penalise), in `latency_unit`
+    latency_unit: str  # ms (a table) or MFLOPs
     probabilities: List[List[float]]  # softmax(alpha) per layer, in the order of the candidates
     choices: List[str]  # the derived subnet now
     predicted: float  # its LUT price, in `lut_unit`
@@ -96,7 +99,9 @@ class RetrainRecord:
     epoch: int
     loss: float
     nme: float
+    nme_norm: str  # the point pair the NME is normalised by (ppnas.tasks.landmarks.NME_NORMS)
     seconds: float
+    lr: float  # the weights' learning rate in this epoch
     kind: str = "retrain"
     choices: List[str] = field(default_factory=list)
     time: float = field(default_factory=time.time)

@@ -17,6 +17,18 @@ TINY_SUPERNET: Dict[str, Any] = {
     ],
     "baseline": ["mb_k3_res", "mb_k3_e2_res", "mb_k3_e2_res"],
 }
+# the same with searched stem widths, entry blocks and head widths, and a skip candidate in s1
+TINY_SEARCHED: Dict[str, Any] = {
+    **TINY_SUPERNET,
+    "stem_channels": [4, 8],
+    "entry": ["mb_k3_e2_res", "sep_k3"],
+    "head_channels": [8, 16],
+    "stages": [
+        TINY_SUPERNET["stages"][0],
+        {**TINY_SUPERNET["stages"][1], "candidates": ["mb_k3_e2_res", "mb_k5_res_se", "skip"]},
+    ],
+    "baseline": ["stem8_mb_k3_e2_res", "mb_k3_res", "mb_k3_e2_res", "mb_k3_e2_res", "head16"],
+}
 
 
 def tiny_config(folder: pathlib.Path, data: pathlib.Path, **blocks: Any) -> pathlib.Path:

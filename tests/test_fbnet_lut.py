@@ -6,7 +6,7 @@ import json
 import pathlib
 
 import pytest
-from fbnet_helpers import SIDE, TINY_SUPERNET, tiny_config
+from fbnet_helpers import SIDE, TINY_SEARCHED, TINY_SUPERNET, tiny_config
 
 from latency.builder import collect_ops
 from latency.estimate import estimate_latency
@@ -15,15 +15,20 @@ from latency.table import LatencyTable
 from ppnas.candidates import load_candidates
 from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError, ConstraintError, TableError
-from ppnas.fbnet.blocks import build_block
+from ppnas.fbnet.blocks import SKIP, build_block
 from ppnas.fbnet.derive import derive_choices
 from ppnas.fbnet.lut import build_lut, ensure_lut, price_layers
-from ppnas.fbnet.supernet import LandmarkForward, LandmarkModel, supernet_spec
+from ppnas.fbnet.stem_head import parse_stem
+from ppnas.fbnet.supernet import LandmarkForward, LandmarkModel, candidate_layer, supernet_spec
 
 SPEC = supernet_spec(TINY_SUPERNET)
 _THREE = copy.deepcopy(TINY_SUPERNET)
 _THREE["stages"][1]["candidates"] = ["mb_k3_e2_res", "mb_k3_e2_res_se"]
 SPEC_3X3 = supernet_spec(_THREE)  # latency_855.txt has no 5x5 stride-2 depthwise conv at all
+
+
+def slot_index(spec, layer: int, name: str) -> int:  # noqa: ANN001
+    return spec.layers[layer].candidates.index(name)
 
 
 def _block(slot, name):  # noqa: ANN001, ANN202
@@ -40,11 +45,11 @@ def test_lut_entries_equal_the_latency_estimate_of_each_block_alone(latency_855_
             assert price == estimate_latency(_block(slot, name), slot.input_shape, table, "nearest").raw_total > 0
 
 
-def _covering_table(folder: pathlib.Path) -> str:
+def _covering_table(folder: pathlib.Path, spec=SPEC) -> str:  # noqa: ANN001
     """A table in the real format covering every op of the supernet (made-up prices, a calibration)."""
     models = [
-        LandmarkForward(LandmarkModel(SPEC, [s.candidates[i % len(s.candidates)] for s in SPEC.layers]).backbone)
-        for i in range(3)
+        LandmarkForward(LandmarkModel(spec, [s.candidates[i % len(s.candidates)] for s in spec.layers]).backbone)
+        for i in range(4)
     ]
     keys = collect_ops(models, [1, 3, SIDE, SIDE])
     table = LatencyTable(
@@ -57,17 +62,23 @@ def _covering_table(folder: pathlib.Path) -> str:
     return table.save(str(folder / "table.txt"))
 
 
-def test_lut_fixed_part_and_calibration_add_up_to_the_whole_network(tmp_path: pathlib.Path) -> None:
-    path = _covering_table(tmp_path)
+@pytest.mark.parametrize(
+    "spec, subnets",
+    [(SPEC, ([1, 0, 1], [2, 1, 0])), (supernet_spec(TINY_SEARCHED), ([1, 2, 1, 2, 0], [0, 0, 0, 1, 1]))],
+)
+def test_lut_fixed_part_and_calibration_add_up_to_the_whole_network(tmp_path: pathlib.Path, spec, subnets) -> None:
+    """The searched spec's subnets take the first stem width, for which the head's price is exact."""
+    path = _covering_table(tmp_path, spec)
     table = LatencyTable.load(path)
-    lut = build_lut(SPEC, path, "error")
+    lut = build_lut(spec, path, "error")
     assert lut.metric == "latency" and lut.calibration == [1.5, 20.0]
-    for slot, layer_prices in zip(SPEC.layers, lut.per_layer):
+    for slot, layer_prices in zip(spec.layers, lut.per_layer):
         for name, price in zip(slot.candidates, layer_prices):
-            assert price == estimate_latency(_block(slot, name), slot.input_shape, table).raw_total
-    for choices in ([1, 0, 1], [2, 1, 0]):
-        names = [s.candidates[c] for s, c in zip(SPEC.layers, choices)]
-        whole = estimate_latency(LandmarkForward(LandmarkModel(SPEC, names).backbone), [1, 3, SIDE, SIDE], table)
+            layer = candidate_layer(spec, slot, name)
+            assert price == estimate_latency(layer, slot.input_shape, table).raw_total
+    for choices in subnets:
+        names = [s.candidates[c] for s, c in zip(spec.layers, choices)]
+        whole = estimate_latency(LandmarkForward(LandmarkModel(spec, names).backbone), [1, 3, SIDE, SIDE], table)
         assert whole.calibrated and lut.total(choices) == pytest.approx(whole.total, rel=1e-9)
         assert lut.latency_ms(choices) == pytest.approx(whole.latency_ms, rel=1e-9)
 
@@ -85,7 +96,25 @@ def test_lut_without_a_table_prices_flops() -> None:
     names = [s.candidates[-1] for s in SPEC.layers]
     whole = count_flops(LandmarkForward(LandmarkModel(SPEC, names).backbone), [1, 3, SIDE, SIDE])
     assert lut.total([len(s.candidates) - 1 for s in SPEC.layers]) == whole
-    assert lut.vectors().scale == 1e-3 and lut.loss_unit == "kFLOPs"  # the loss sees values far above 1
+    assert lut.vectors().scale == 1e-6 and lut.loss_unit == "MFLOPs"
+
+
+def test_searched_stem_head_and_skip_are_priced_alone_and_add_up_to_the_whole_network() -> None:
+    spec = supernet_spec(TINY_SEARCHED)
+    lut = build_lut(spec)
+    stem, head = spec.layers[0], spec.layers[-1]
+    for slot in (stem, head):
+        for name, price in zip(slot.candidates, lut.per_layer[slot.index]):
+            assert price == count_flops(candidate_layer(spec, slot, name), slot.input_shape) > 0
+    assert lut.per_layer[3][slot_index(spec, 3, SKIP)] == 0  # skip removes the layer
+    assert lut.per_layer[0][0] < lut.per_layer[0][2]  # 4 channels cost less than 8
+    for choices in ([0, 1, 0, 2, 1], [1, 2, 1, 2, 0], [2, 0, 1, 1, 1], [3, 1, 0, 2, 0]):
+        names = [s.candidates[c] for s, c in zip(spec.layers, choices)]
+        whole = count_flops(LandmarkForward(LandmarkModel(spec, names).backbone), [1, 3, SIDE, SIDE])
+        if parse_stem(names[0])[0] == spec.stem_channels[0]:
+            assert lut.total(choices) == whole
+        else:  # the head was priced after the first stem's width: off by its first conv's extra input channels
+            assert lut.total(choices) == pytest.approx(whole, rel=0.02)
 
 
 def test_lut_file_is_reused_rebuilt_or_refused(tmp_path: pathlib.Path, latency_855_path: pathlib.Path) -> None:

@@ -10,7 +10,7 @@ import paddle
 import pytest
 import yaml
 from conftest import run_tool
-from fbnet_helpers import tiny_config
+from fbnet_helpers import TINY_SEARCHED, tiny_config
 
 from ppnas.config import load_config, merge, parse_overrides
 from ppnas.errors import ConfigError
@@ -35,9 +35,9 @@ def _epochs(save_dir: str):  # noqa: ANN202
 
 @pytest.fixture(scope="module")
 def searched(tiny_landmarks: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One uninterrupted 2-epoch search and one stopped after epoch 1, then resumed to 2."""
+    """One uninterrupted 2-epoch search and one stopped after epoch 1, then resumed to 2 (searched stem, head, skip)."""
     folder = tmp_path_factory.mktemp("fbnet_search")
-    config = tiny_config(folder, tiny_landmarks)
+    config = tiny_config(folder, tiny_landmarks, Supernet=TINY_SEARCHED)
     whole = _setup(config, f"save_dir={folder}/whole")
     outcome = run_search(*whole, quiet=True, vdl_dir=str(folder / "vdl"))
     first = _setup(config, f"save_dir={folder}/resumed", "Search.epochs=1")
@@ -55,9 +55,11 @@ def test_search_records_every_epoch_with_probabilities_and_writes_the_png(search
     assert [(r["epoch"], r["phase"]) for r in records] == [(1, "warmup"), (2, "search")]
     assert records[0]["arch_loss"] is None and records[1]["arch_loss"] is not None
     assert records[1]["temperature"] == pytest.approx(5.0 * cfg.search["anneal_rate"])
-    assert records[0]["probabilities"][0] == pytest.approx([1 / 3] * 3)  # warm-up leaves alpha alone
-    assert records[1]["probabilities"][0] != pytest.approx([1 / 3] * 3)
-    assert all(0 < r["nme"] < 10 and r["expected_latency"] > 1 for r in records)
+    assert records[0]["probabilities"][0] == pytest.approx([1 / 4] * 4)  # warm-up leaves alpha alone
+    assert records[1]["probabilities"][0] != pytest.approx([1 / 4] * 4)
+    assert all(0 < r["nme"] < 10 and r["nme_norm"] == "eyes" for r in records)
+    assert all(0 < r["expected_searched"] < r["expected_latency"] and r["latency_unit"] == "MFLOPs" for r in records)
+    assert [r["lr"] for r in records] == pytest.approx([1e-3, 0.5e-3])  # cosine over 2 epochs
     assert records[1]["predicted"] == lut.total(
         [s.candidates.index(n) for s, n in zip(cfg.spec.layers, records[1]["choices"])]
     )
@@ -85,18 +87,17 @@ def test_derived_subnet_reuses_the_supernet_weights_then_retrains_and_exports(se
     supernet = paddle.load(os.path.join(cfg.save_dir, CHECKPOINT))["model"]
     structure = os.path.join(cfg.save_dir, STRUCTURE_FILE)
     subnet = load_subnet(structure, os.path.join(cfg.save_dir, SUBNET_WEIGHTS))
-    for i, (slot, name) in enumerate(zip(cfg.spec.layers, subnet.choices)):
-        chosen = slot.candidates.index(name)
-        prefix = f"backbone.blocks.{i}."
+    for prefix, index in subnet.backbone.slot_prefixes().items():
+        chosen = cfg.spec.layers[index].candidates.index(subnet.choices[index])
         for key, value in subnet.state_dict().items():
-            if key.startswith(prefix):
+            if key.startswith(prefix) and not key.startswith(prefix + "body.0."):  # the head's first conv is cut
                 source = f"{prefix}ops.{chosen}.{key[len(prefix) :]}"
                 np.testing.assert_array_equal(value.numpy(), supernet[source].numpy())
     np.testing.assert_array_equal(subnet.state_dict()["aux.fc.0.weight"].numpy(), supernet["aux.fc.0.weight"].numpy())
-    before = subnet.state_dict()["backbone.stem.0.weight"].numpy().copy()
+    before = subnet.state_dict()["backbone.stem.conv.0.weight"].numpy().copy()
     record = retrain(subnet, data, cfg.retrain, cfg.save_dir, resume=False, quiet=True)
     assert record["epoch"] == 1 and 0 < record["nme"] < 10
-    assert not np.array_equal(before, subnet.state_dict()["backbone.stem.0.weight"].numpy())
+    assert not np.array_equal(before, subnet.state_dict()["backbone.stem.conv.0.weight"].numpy())
     assert [r["kind"] for r in History.in_dir(cfg.save_dir).read()].count("retrain") == 1
     out = os.path.join(cfg.save_dir, "inference")
     image = data.test[0][0][None]
@@ -125,7 +126,15 @@ def _cli(capsys: pytest.CaptureFixture, *argv: str):  # noqa: ANN202
         ),
         (["Search.max_latency=1000"], "no architecture meets Search.max_latency (flops in [-inf, 1000] FLOPs): the"),
         (["Data.dataset_dir=/no/such/set"], "dataset folder not found: /no/such/set (make the demo set with: python"),
-        (["Search.mode=pow"], "Search.mode must be one of mul, add, got 'pow'"),
+        (["Search.mode=pow"], "Search.mode must be one of mul, add, target, got 'pow'"),
+        (["Search.mode=target"], "Search.mode target needs Search.target_latency (the whole model's, in the LUT"),
+        (
+            ["Search.mode=target", "Search.target_latency=1000"],
+            "no architecture meets Search.target_latency (flops in [-inf, 1000] FLOPs): the",
+        ),
+        (["Data.nme_norm=pupils"], "Data.nme_norm must be one of eyes, nni, got 'pupils'"),
+        (["Retrain.lr_schedule=step"], "Retrain.lr_schedule must be one of cosine, constant, got 'step'"),
+        (["baseline=mobilenetv2"], "baseline must be one of mobilenetv3_pfld or null, got 'mobilenetv2'"),
         (["Serch.epochs=3"], "unknown key 'Serch' in the FBNet config (did you mean 'Search'?)"),
     ],
 )
@@ -163,3 +172,23 @@ def test_a_bad_list_line_is_named_with_file_and_line(capsys: pytest.CaptureFixtu
     code, _, err = _cli(capsys, "-c", str(tiny_config(tmp_path, data)), "--phase", "search", "--quiet")
     expected = f"{data}/train_data/list.txt:4: expected 216 values (image path, 212 coordinates, pitch yaw roll)"
     assert code == 2 and err.strip().splitlines() == [f"error: {expected}, got 215"]
+
+
+def test_baseline_phase_trains_mobilenetv3_pfld_from_scratch_and_times_it(
+    capsys: pytest.CaptureFixture, tiny_landmarks: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    config = str(tiny_config(tmp_path, tiny_landmarks, baseline="mobilenetv3_pfld"))
+    code, out, err = _cli(capsys, "-c", config, "--phase", "baseline", "--quiet")
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["baseline"] == "mobilenetv3_pfld" and summary["choices"] == ["mobilenetv3_pfld"]
+    assert summary["epoch"] == 1 and 0 < summary["nme"] < 10 and summary["nme_norm"] == "eyes"
+    assert summary["latency_ms_measured"] > 0 and os.path.isfile(
+        os.path.join(summary["inference_model"], "model.pdmodel")
+    )
+    save_dir = tmp_path / "out"
+    assert [r["kind"] for r in History.in_dir(str(save_dir / "baseline")).read()] == ["retrain"]
+    code, _, err = _cli(capsys, "-c", config, "--phase", "baseline", "--quiet")
+    assert code == 2 and f"already holds a baseline training: resume it with -r {save_dir}" in err
+    code, out, _ = _cli(capsys, "-c", config, "--phase", "baseline", "--quiet", "-r", str(save_dir))
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["nme"] == summary["nme"]  # nothing retrained

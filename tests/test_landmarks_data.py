@@ -103,8 +103,8 @@ def test_nme_on_a_hand_made_case() -> None:
     gt[0, 35], gt[0, 93] = [0.0, 0.0], [0.0, 0.5]  # normaliser 0.5 * 106
     pred = gt.copy()
     pred[0, 0] += [0.3, 0.4]  # one point off by 0.5
-    assert nme_per_image(pred, gt)[0] == pytest.approx(0.5 / (0.5 * 106))
-    assert nme_per_image(gt.reshape(1, -1), gt.reshape(1, -1))[0] == 0.0
+    assert nme_per_image(pred, gt, "nni")[0] == pytest.approx(0.5 / (0.5 * 106))
+    assert nme_per_image(gt.reshape(1, -1), gt.reshape(1, -1), "nni")[0] == 0.0
 
 
 def test_held_out_split_is_disjoint_from_train_part_and_test_list(tiny_landmarks: pathlib.Path, tmp_path) -> None:

@@ -9,4 +9,4 @@ def test_a_wrong_fbnet_phase_names_the_value_and_the_phases_without_usage(capsys
         capsys, "fbnet", "-c", str(ROOT / "configs/demo/pfld_fbnet_demo.yml"), "--phase", "serach"
     )
     assert code == 2 and out == ""
-    assert err == "error: unknown --phase 'serach'; choose one of build_lut, search, retrain, export\n"
+    assert err == "error: unknown --phase 'serach'; choose one of build_lut, search, retrain, export, baseline\n"

@@ -1,11 +1,13 @@
 """FBNet search for PFLD 106-point landmarks:
-python tools/fbnet.py -c configs/pfld_fbnet.yml --phase build_lut|search|retrain|export [-o key=value ...] [-r SAVE_DIR]
+python tools/fbnet.py -c configs/pfld_fbnet.yml --phase build_lut|search|retrain|export|baseline [-o key=value ...]
+                     [-r SAVE_DIR]
 
 build_lut  price every candidate of every searched layer (LUT.table_file, or FLOPs) -> <save_dir>/lut.json
 search     warm-up, then alternating weight / architecture epochs -> subnet.yml, subnet_init.pdparams
 retrain    the derived subnet from the supernet's weights, on the whole train list -> subnet_final.pdparams
 export     Paddle Inference model of the retrained subnet (checked against dygraph) -> <save_dir>/inference/
--r SAVE_DIR resumes a killed search or retraining in SAVE_DIR from its last finished epoch.
+baseline   the config's `baseline` (mobilenetv3_pfld) from scratch, trained like retrain, timed -> <save_dir>/baseline/
+-r SAVE_DIR resumes a killed search, retraining or baseline training in SAVE_DIR from its last finished epoch.
 """
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
@@ -26,6 +28,7 @@ from ppnas.config import add_override_option, load_config, merge, parse_override
 from ppnas.device import select_device
 from ppnas.engine.meta import write_run_meta
 from ppnas.errors import ConfigError
+from ppnas.fbnet.baseline import train_baseline
 from ppnas.fbnet.derive import STRUCTURE_FILE, export_subnet, load_subnet
 from ppnas.fbnet.lut import ensure_lut
 from ppnas.fbnet.search import SUBNET_WEIGHTS, run_search
@@ -36,7 +39,7 @@ from ppnas.interrupts import resume_hint
 from ppnas.observers import add_progress_options, scalar_log_dir
 from ppnas.tasks.landmarks import load_landmark_data
 
-PHASES = ("build_lut", "search", "retrain", "export")
+PHASES = ("build_lut", "search", "retrain", "export", "baseline")
 FINAL_WEIGHTS = "subnet_final.pdparams"
 INFERENCE_DIR = "inference"
 EXPORT_HINT = "python tools/fbnet.py -c {config} --phase export"
@@ -88,6 +91,8 @@ def phase_search(cfg: FBNetConfig, args: argparse.Namespace) -> Dict[str, Any]:
         "structure": outcome.structure_path,
         "weights": outcome.weights_path,
         "nme": last.get("nme"),
+        "nme_norm": last.get("nme_norm"),
+        "probabilities": outcome.probabilities,
         "predicted": last.get("predicted"),
         "unit": last.get("lut_unit"),
         "predicted_ms": last.get("predicted_ms"),
@@ -127,15 +132,22 @@ def phase_export(cfg: FBNetConfig) -> Dict[str, Any]:
     return {**asdict(record), "structure": os.path.join(out_dir, STRUCTURE_FILE)}
 
 
+def phase_baseline(cfg: FBNetConfig, args: argparse.Namespace) -> Dict[str, Any]:
+    data = load_landmark_data(cfg.raw, cfg.seed)
+    resume = bool(args.resume)
+    return train_baseline(cfg.baseline, cfg.spec, data, cfg.retrain, cfg.save_dir, resume, args.quiet, cfg.seed)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     cfg = load(args)
     select_device(cfg.use_gpu)
     if args.phase == "build_lut":
         summary = phase_build_lut(cfg)
-    elif args.phase in ("search", "retrain"):
+    elif args.phase in ("search", "retrain", "baseline"):
         with resume_hint(cfg.save_dir):
-            summary = phase_search(cfg, args) if args.phase == "search" else phase_retrain(cfg, args)
+            phase = {"search": phase_search, "retrain": phase_retrain, "baseline": phase_baseline}[args.phase]
+            summary = phase(cfg, args)
     else:
         summary = phase_export(cfg)
     print(json.dumps({"phase": args.phase, **summary}))

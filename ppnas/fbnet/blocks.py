@@ -6,6 +6,8 @@ A name reads `<kind>_k<kernel>[_e<expansion>][_res][_d<dilation>][_se]`:
 - `sep`: depthwise-separable conv (depthwise kxk, 1x1), no shortcut;
 - `gh`: ghost bottleneck (GhostNet: a 1x1 conv makes half the channels, a cheap depthwise kxk the other
   half; a strided depthwise kxk before it when stride 2), identity shortcut when shapes match.
+`skip` (FBNet's own space has it) is the identity: it removes the layer, so it is a candidate only where
+input and output agree (stride 1, same channels), which the supernet gives it: the non-first layers of a stage.
 Every block is built at (c_in, c_out, stride) and keeps the spatial size / stride.
 """
 
@@ -20,6 +22,7 @@ from ppnas.errors import ConfigError
 
 NAME_RE = re.compile(r"^(mb|sep|gh)_k(\d+)(?:_e(\d+))?(_res)?(?:_d(\d+))?(_se)?$")
 # the example's candidates (stage_0 and stage_1 lists) and the original PFLD blocks (mb_k3_e4_res)
+SKIP = "skip"
 EXAMPLE_NAMES = (
     "mb_k3_res",
     "mb_k3_e2_res",
@@ -56,6 +59,7 @@ def parse_name(name: str) -> BlockSpec:
 
 
 REGISTRY: Dict[str, BlockSpec] = {name: parse_name(name) for name in EXAMPLE_NAMES}
+REGISTRY[SKIP] = BlockSpec("skip", kernel=0)
 
 
 def check_candidate(name: str, where: str) -> None:
@@ -149,6 +153,10 @@ def build_block(name: str, c_in: int, c_out: int, stride: int) -> nn.Layer:
     """The registered block `name` at (c_in, c_out, stride)."""
     check_candidate(name, "the block registry")
     spec = REGISTRY[name]
+    if spec.kind == "skip":
+        if stride != 1 or c_in != c_out:
+            raise ConfigError(f"'{SKIP}' needs stride 1 and c_in == c_out, got {c_in} -> {c_out} at stride {stride}")
+        return nn.Identity()
     if spec.kind == "mb":
         return InvertedResidual(c_in, c_out, stride, spec)
     if spec.kind == "sep":

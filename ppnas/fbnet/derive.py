@@ -4,9 +4,9 @@
   (`Search.max_latency`, enforced by the shared Constraint) an argmax subnet above it is repaired greedily:
   the swap that gives up the least log-probability per unit of price saved is made until the subnet fits
   (the cheapest subnet must fit).
-- `subnet_from_supernet`: a `LandmarkModel` whose chosen blocks carry the supernet's weights of those
-  candidates and whose other layers carry the supernet's shared weights.
-- `write_structure` / `load_subnet`: the subnet as YAML (the Supernet block it came from plus one block
+- `subnet_from_supernet`: a `LandmarkModel` whose chosen candidates carry the supernet's weights of those
+  candidates and whose other layers carry the supernet's shared weights (cut to a narrower stem's channels).
+- `write_structure` / `load_subnet`: the subnet as YAML (the Supernet block it came from plus one candidate
   name per layer) and rebuilt from that YAML + weights; this is what an export tool needs.
 - `export_subnet`: the shared exporter (ppnas/export, family `landmarks`), then the inference model is run
   on an image and must match the dygraph output within `EXPORT_TOLERANCE`.
@@ -65,24 +65,33 @@ def chosen_names(spec: SupernetSpec, choices: Sequence[int]) -> List[str]:
 
 
 def subnet_from_supernet(supernet: FBNetSupernet, choices: Sequence[int]) -> LandmarkModel:
-    """The plain subnet with the supernet's weights: chosen candidates' own, and every shared layer's."""
+    """The plain subnet with the supernet's weights: chosen candidates' own, and every shared layer's, cut to
+    their leading channels where a narrower stem feeds them (ppnas/fbnet/stem_head.py)."""
     spec = supernet.spec
     subnet = LandmarkModel(spec, chosen_names(spec, choices))
+    prefixes = supernet.backbone.slot_prefixes()
     state = {}
     for key, value in supernet.state_dict().items():
         if key.startswith("alphas."):
             continue
-        parts = key.split(".")
-        if parts[:2] == ["backbone", "blocks"] and parts[3] == "ops":
-            if int(parts[4]) != choices[int(parts[2])]:
+        prefix = next((p for p in prefixes if key.startswith(p + "ops.")), None)
+        if prefix is not None:
+            index, _, rest = key[len(prefix) + len("ops.") :].partition(".")
+            if int(index) != choices[prefixes[prefix]]:
                 continue
-            key = ".".join(parts[:3] + parts[5:])
+            key = prefix + rest
         state[key] = value
-    missing = set(subnet.state_dict()) - set(state)
+    target = subnet.state_dict()
+    missing = set(target) - set(state)
     if missing:
         raise RuntimeError(f"the supernet has no weights for {sorted(missing)[:3]}")
-    subnet.set_state_dict(state)
+    subnet.set_state_dict({key: _leading(state[key], target[key].shape) for key in target})
     return subnet
+
+
+def _leading(value: paddle.Tensor, shape: Sequence[int]) -> np.ndarray:
+    array = value.numpy()
+    return array[tuple(slice(0, n) for n in shape)] if list(array.shape) != list(shape) else array
 
 
 def structure_dict(spec: SupernetSpec, names: Sequence[str], lut: Optional[LookupTable] = None) -> Dict[str, Any]:
@@ -96,7 +105,7 @@ def structure_dict(spec: SupernetSpec, names: Sequence[str], lut: Optional[Looku
 def write_structure(path: str, structure: Dict[str, Any]) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
-        f.write("# PFLD subnet found by ppnas FBNet: the supernet it came from and one block per searched layer\n")
+        f.write("# PFLD subnet found by ppnas FBNet: the supernet it came from and one candidate per searched slot\n")
         yaml.safe_dump(structure, f, sort_keys=False)
     return path
 

@@ -1,11 +1,12 @@
-"""The latency lookup table (LUT) of a supernet: each candidate block priced at its layer's input shape.
+"""The latency lookup table (LUT) of a supernet: each candidate of each searched slot priced at the slot's input.
 
 Prices come from the project's latency module: with a table (`table_file`: latency_855.txt, or one built
 here by tools/build_latency_table.py) each block alone is estimated with `latency.estimate` under the
 table's `missing_keys` policy; without a table the price is the block's FLOPs (latency.flops, paddle.flops's
-rules). The rest of the network (stem, entry block, multi-scale head) is priced once as `fixed`: the whole
-subnet of every layer's first candidate minus those blocks. Entries are raw table sums, so a table's
-calibration `a * sum + b` is applied once to the whole network, not once per block.
+rules). A searched stem or head is priced the same way, alone (`skip` costs nothing). The rest of the
+network (what is not searched: the pools of the multi-scale concat, and the stem or head when fixed) is
+priced once as `fixed`: the whole subnet of every slot's first candidate minus those candidates. Entries are
+raw table sums, so a table's calibration `a * sum + b` is applied once to the whole network, not once per block.
 
 The LUT file (JSON) records what it was built from: the supernet's structure, the table file's content
 hash and the missing-key policy (and, for the messages, the table's path). It is reused while they match;
@@ -24,15 +25,13 @@ from latency.estimate import estimate_latency
 from latency.flops import count_flops
 from latency.table import LatencyTable
 from ppnas.errors import ConfigError
-from ppnas.fbnet.blocks import build_block
-from ppnas.fbnet.supernet import LandmarkForward, LandmarkModel, LatencyVectors, SupernetSpec
+from ppnas.fbnet.supernet import LandmarkForward, LandmarkModel, LatencyVectors, SupernetSpec, candidate_layer
 from ppnas.storage import atomic_write_json, content_hash
 
 _logger = logging.getLogger(__name__)
 
 FLOPS_UNIT = "FLOPs"
-US_PER_MS = 1e3
-LOSS_FLOPS_SCALE = 1e-3  # FLOPs -> kFLOPs: the latency loss needs values well above 1, like us
+MFLOPS = 1e-6  # FLOPs -> MFLOPs: the latency loss's unit without a table (ms with one)
 
 
 @dataclass
@@ -66,14 +65,18 @@ class LookupTable:
         return self.total(cheap), self.total(dear)
 
     def vectors(self) -> LatencyVectors:
-        """The supernet's view: prices plus calibration, and the scale to loss units (us or kFLOPs)."""
+        """The supernet's view: prices plus calibration, and the scale to loss units (ms or MFLOPs)."""
         slope, offset = self.calibration or (1.0, 0.0)
-        scale = LOSS_FLOPS_SCALE if self.ms_per_unit is None else self.ms_per_unit * US_PER_MS
+        scale = MFLOPS if self.ms_per_unit is None else self.ms_per_unit
         return LatencyVectors([list(p) for p in self.per_layer], self.fixed, slope, offset, scale)
 
     @property
     def loss_unit(self) -> str:
-        return "kFLOPs" if self.ms_per_unit is None else "us"
+        return "MFLOPs" if self.ms_per_unit is None else "ms"
+
+    def to_loss_unit(self, value: float) -> float:
+        """A price in `unit` (calibrated, as `total` gives it) in the latency loss's unit."""
+        return value * (MFLOPS if self.ms_per_unit is None else self.ms_per_unit)
 
     def save(self, path: str) -> str:
         return atomic_write_json(path, asdict(self), indent=1)
@@ -108,12 +111,9 @@ def _pricer(table: Optional[LatencyTable], missing_keys: str) -> Callable[[Any, 
 
 
 def price_layers(spec: SupernetSpec, table: Optional[LatencyTable], missing_keys: str = "error") -> List[List[float]]:
-    """Raw price of each candidate block alone at its layer's input shape (table sum, or FLOPs)."""
+    """Raw price of each candidate alone at its slot's input shape (table sum, or FLOPs)."""
     price = _pricer(table, missing_keys)
-    return [
-        [price(build_block(name, s.c_in, s.c_out, s.stride), s.input_shape) for name in s.candidates]
-        for s in spec.layers
-    ]
+    return [[price(candidate_layer(spec, s, name), s.input_shape) for name in s.candidates] for s in spec.layers]
 
 
 def build_lut(spec: SupernetSpec, table_file: Optional[str] = None, missing_keys: str = "error") -> LookupTable:

@@ -106,6 +106,21 @@ def mean(value: float, what: str = "averaging the loss") -> float:
     return float(total.numpy()[0]) / world_size()
 
 
+def average_gradients(parameters: List[paddle.Tensor], what: str = "averaging the gradients") -> None:
+    """Give each parameter's gradient its mean over the ranks, for parameters stepped outside
+    paddle.DataParallel (FBNet's architecture parameters): the same step on every rank keeps them equal."""
+    if world_size() <= 1:
+        return
+    init()
+    try:
+        for parameter in parameters:
+            if parameter.grad is not None:
+                dist.all_reduce(parameter.grad)  # in place: the sum over the ranks
+                parameter.grad.set_value(parameter.grad / world_size())
+    except RuntimeError as err:
+        raise _lost(what, err) from None
+
+
 def sync_buffers(model: paddle.nn.Layer) -> None:
     """Give every rank rank 0's buffers (BatchNorm statistics). DataParallel keeps the weights equal, but each
     rank's batch statistics are its own (CPU has no sync_batch_norm kernel), so without this the ranks would

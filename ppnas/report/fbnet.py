@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from ppnas.fbnet.supernet import slot_label, supernet_spec
 from ppnas.report.figures.nme import plot_nme_curve
 from ppnas.report.figures.probabilities import plot_choice_probabilities
 from ppnas.report.selection import Record
@@ -23,14 +24,11 @@ STRUCTURE_YML = "subnet.yml"
 
 
 def _layer_names(save_dir: str, count: int) -> List[str]:
-    """'layer i (stage)' from the subnet's structure file; 'layer i' without one."""
+    """'stem', 'layer i (stage)', 'head' from the subnet's structure file; 'layer i' without one."""
     path = os.path.join(save_dir, STRUCTURE_YML)
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
-            stages = ((yaml.safe_load(f) or {}).get("Supernet") or {}).get("stages") or []
-        names: List[str] = []
-        for stage in stages:
-            names += [f"layer {len(names) + i} ({stage.get('name')})" for i in range(int(stage["layers"]))]
+            names = [slot_label(slot) for slot in supernet_spec((yaml.safe_load(f) or {}).get("Supernet")).layers]
         if len(names) == count:
             return names
     return [f"layer {i}" for i in range(count)]
@@ -57,7 +55,7 @@ def _subnet_lines(derived: Record, lut: Optional[Dict[str, Any]], names: List[st
     if lut is not None:
         calibration = lut.get("calibration")
         how = f", calibrated as {calibration[0]:.3g} x sum + {calibration[1]:.3g}" if calibration else ""
-        lines.append(f"Fixed part (stem, entry block, head): {lut['fixed']:.4g} {unit}{how}.")
+        lines.append(f"Fixed part (what is not searched): {lut['fixed']:.4g} {unit}{how}.")
     predicted = f"{derived['predicted']:.4g} {unit}"
     if derived.get("predicted_ms") is not None:
         predicted += f" = {derived['predicted_ms']:.3f} ms"
@@ -82,13 +80,15 @@ def _epoch_table(epochs: List[Record]) -> str:
             str(r["epoch"]),
             r["phase"],
             f"{r['nme']:.4f}",
-            f"{r['expected_latency']:.4g} {r['latency_unit']}",
+            f"{r['expected_latency']:.4g} ({r['expected_searched']:.4g} searched) {r['latency_unit']}",
             f"{r['temperature']:.3f}",
             f"{r['predicted']:.4g} {r['lut_unit']}",
         ]
         for r in epochs
     ]
-    return markdown_table(["epoch", "phase", "test NME", "expected latency", "T", "derived subnet (LUT)"], rows)
+    norm = epochs[0]["nme_norm"] if epochs else ""
+    headers = ["epoch", "phase", f"test NME ({norm})", "expected latency", "T", "derived subnet (LUT)"]
+    return markdown_table(headers, rows)
 
 
 def write_fbnet_report(
@@ -114,7 +114,7 @@ def write_fbnet_report(
     if meta.get("config"):
         lines.append(f"- config: `{meta['config']}`")
     warmup = sum(1 for r in epochs if r.get("phase") == "warmup")
-    nme = f"{epochs[0]['nme']:.4f} -> {epochs[-1]['nme']:.4f}"
+    nme = f"{epochs[0]['nme']:.4f} -> {epochs[-1]['nme']:.4f} (normalised by {epochs[-1]['nme_norm']})"
     lines.append(f"- search epochs: {len(epochs)} ({warmup} warm-up); test NME {nme}")
     state = "derived at the end of the search" if derived else "not derived yet: the search is still running"
     lines += ["", f"## Derived subnet ({state})", ""]

@@ -6,8 +6,11 @@ roll (radians). Ours adds 1 to that weight: with the weight alone a perfect angl
 the landmark loss off (the paper's attribute weights, which the 106-point lists do not carry, are >= 1).
 The architecture epochs use the plain L2 loss, as the example does.
 
-NME (as the example computes it): per image, the sum over points of the L2 error divided by
-(||gt[35] - gt[93]|| * 106), then the mean over images. The pair 35/93 is the example's choice.
+NME: per image, the sum over points of the L2 error divided by (||gt[a] - gt[b]|| * 106), then the mean over
+images. `Data.nme_norm` picks the pair: `eyes` (default), the outer eye corners 52 and 61 of this layout (the
+inter-ocular distance; ppnas/tasks/landmarks_data.py's mirror map and the demo generator place them), or `nni`,
+the pair 35 / 93 of NNI's example, which in this layout is an upper-brow point and an outer-lip point (kept to
+compare with NNI's numbers). Every NME the FBNet tools record names its normaliser.
 """
 
 import math
@@ -20,7 +23,7 @@ import paddle
 
 from ppnas import parallel
 from ppnas.config import check_keys, resolve_path
-from ppnas.errors import DataError
+from ppnas.errors import ConfigError, DataError
 from ppnas.tasks.landmarks_data import (
     DEMO_HINT,
     NUM_POINTS,
@@ -30,7 +33,7 @@ from ppnas.tasks.landmarks_data import (
     split_holdout,
 )
 
-NME_PAIR = (35, 93)
+NME_NORMS: Dict[str, Tuple[int, int]] = {"eyes": (52, 61), "nni": (35, 93)}
 DATA_DEFAULTS: Dict[str, Any] = {
     "dataset_dir": "data/demo_106points",
     "train_list": "train_data/list.txt",
@@ -42,6 +45,7 @@ DATA_DEFAULTS: Dict[str, Any] = {
     "flip": True,
     "max_rotation": 10.0,
     "max_scale": 0.1,
+    "nme_norm": "eyes",  # eyes: outer eye corners 52 / 61; nni: NNI's points 35 / 93 (see the module docstring)
 }
 
 
@@ -54,11 +58,11 @@ def pfld_loss(
     return paddle.mean(weight * l2), paddle.mean(l2)
 
 
-def nme_per_image(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """NME of each image; `pred`, `gt` are [N, 212] or [N, 106, 2] (any consistent unit)."""
+def nme_per_image(pred: np.ndarray, gt: np.ndarray, norm: str) -> np.ndarray:
+    """NME of each image normalised by the `norm` pair (NME_NORMS); `pred`, `gt` are [N, 212] or [N, 106, 2]."""
     pred = np.asarray(pred, dtype=np.float64).reshape(len(pred), -1, 2)
     gt = np.asarray(gt, dtype=np.float64).reshape(len(gt), -1, 2)
-    a, b = NME_PAIR
+    a, b = NME_NORMS[norm]
     norm = np.linalg.norm(gt[:, a] - gt[:, b], axis=1) * gt.shape[1]
     return np.linalg.norm(pred - gt, axis=2).sum(axis=1) / norm
 
@@ -73,6 +77,7 @@ class LandmarkData:
     full_train: LandmarkDataset  # train + held-out, for retraining the chosen subnet
     batch_size: int
     num_workers: int
+    nme_norm: str  # the NME_NORMS pair every NME of this data is normalised by
 
     def loader(self, dataset: LandmarkDataset, shuffle: bool, epoch: int = 0) -> paddle.io.DataLoader:
         """Each rank's shard (ppnas.parallel); the order and augmentations depend only on (seed, epoch)."""
@@ -85,7 +90,10 @@ class LandmarkData:
 def data_settings(block: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     block = dict(block or {})
     check_keys(block, DATA_DEFAULTS, where="Data")
-    return {**DATA_DEFAULTS, **block}
+    settings = {**DATA_DEFAULTS, **block}
+    if settings["nme_norm"] not in NME_NORMS:
+        raise ConfigError(f"Data.nme_norm must be one of {', '.join(NME_NORMS)}, got {settings['nme_norm']!r}")
+    return settings
 
 
 def load_landmark_data(cfg: Mapping[str, Any], seed: int = 0) -> LandmarkData:
@@ -106,13 +114,14 @@ def load_landmark_data(cfg: Mapping[str, Any], seed: int = 0) -> LandmarkData:
         full_train=LandmarkDataset(train, size, augment, seed),
         batch_size=int(settings["batch_size"]),
         num_workers=int(settings["num_workers"]),
+        nme_norm=settings["nme_norm"],
     )
 
 
-def evaluate_nme(predict: Any, batches: Iterable[Tuple[Any, Any, Any]]) -> float:
+def evaluate_nme(predict: Any, batches: Iterable[Tuple[Any, Any, Any]], norm: str) -> float:
     """Mean NME over `batches` of (image, landmarks, angles); `predict(images)` returns [N, 212] landmarks."""
     scores = []
     with paddle.no_grad():
         for images, landmarks_gt, _ in batches:
-            scores.append(nme_per_image(predict(images).numpy(), landmarks_gt.numpy()))
+            scores.append(nme_per_image(predict(images).numpy(), landmarks_gt.numpy(), norm))
     return float(np.concatenate(scores).mean())

@@ -29,7 +29,8 @@ def plot_nme_curve(epochs: Sequence[Record], retrain: Sequence[Record], path: st
             label="retrain: test NME (derived subnet)",
         )
     ax.set_xlabel("epoch (search, then retraining)")
-    ax.set_ylabel("test NME")
+    norm = next((r["nme_norm"] for r in [*epochs, *retrain] if r.get("nme_norm")), None)
+    ax.set_ylabel(f"test NME ({norm} normaliser)" if norm else "test NME")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
