@@ -103,7 +103,7 @@ def test_a_path_typed_with_o_is_relative_to_the_working_directory_one_in_the_yam
     from fbnet_helpers import tiny_config
 
     from ppnas.fbnet.settings import fbnet_config
-    from ppnas.oneshot.settings import load_bignas_config
+    from ppnas.oneshot.settings import load_oneshot_config
     from ppnas.tasks.segmentation_config import split_config
 
     folder = tmp_path / "configs"
@@ -116,8 +116,8 @@ def test_a_path_typed_with_o_is_relative_to_the_working_directory_one_in_the_yam
     typed = merge(load_config(str(fbnet)), parse_overrides(["LUT.table_file=tables/typed.txt"]))
     assert fbnet_config(typed).table_file == str(shell / "tables" / "typed.txt")
     (folder / "bignas.yml").write_text(f"_BASE_: {ROOT / 'configs/demo/blazeface_bignas_demo.yml'}\nsupernet_dir: sn\n")
-    assert load_bignas_config(str(folder / "bignas.yml"))["supernet_dir"] == str(folder / "sn")
-    assert load_bignas_config(str(folder / "bignas.yml"), ["supernet_dir=sn"])["supernet_dir"] == str(shell / "sn")
+    assert load_oneshot_config(str(folder / "bignas.yml"))["supernet_dir"] == str(folder / "sn")
+    assert load_oneshot_config(str(folder / "bignas.yml"), ["supernet_dir=sn"])["supernet_dir"] == str(shell / "sn")
     seg_cfg = {
         CONFIG_DIR_KEY: str(folder),
         "train_dataset": {"dataset_root": "data/a"},
