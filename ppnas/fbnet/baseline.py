@@ -11,12 +11,10 @@ PFLD's), block 7 a 7x7 map of 48, block 10 a 4x4 map of 96. Multi-scale (PFLD): 
 The other baseline, the in-supernet one (`Supernet.baseline`), is a LandmarkModel of the supernet's candidates.
 
 `train_baseline` is `tools/fbnet.py --phase baseline`: the config's baseline trained from scratch by `retrain`
-(the Retrain block, the same data) in <save_dir>/baseline, then exported and timed end to end like an export;
-its history.jsonl holds the retrain records, then an export record (the export checked against dygraph, timed).
+(the Retrain block, the same data) in <save_dir>/baseline, then exported and timed end to end like an export.
 """
 
 import os
-from dataclasses import asdict
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import paddle
@@ -25,12 +23,9 @@ from paddle.vision.models import MobileNetV3Small
 
 from latency.builder import measure_models_us
 from latency.engine import EngineSettings, export_model
-from ppnas import parallel
 from ppnas.errors import ConfigError
-from ppnas.fbnet.derive import check_exported
 from ppnas.fbnet.supernet import AuxiliaryNet, LandmarkForward, SupernetSpec
 from ppnas.fbnet.train import RETRAIN_CHECKPOINT, retrain
-from ppnas.history import ExportRecord, History
 from ppnas.storage import refuse_existing
 from ppnas.tasks.landmarks import LandmarkData
 
@@ -128,11 +123,6 @@ def train_baseline(
     record = retrain(model, data, settings, folder, True, quiet, seed)
     model.eval()
     shape = [1, 3, spec.input_size, spec.input_size]
-    deployed = LandmarkForward(model.backbone)
-    exported = export_model(deployed, shape, os.path.join(folder, "inference"))
-    diff = check_exported(exported, deployed, data.test[0][0][None])
-    settings = EngineSettings(threads=1, repeats=25)
-    measured = ExportRecord(exported, diff, measure_models_us([exported], shape, settings)[0] / 1e3, settings.threads)
-    if parallel.is_main():
-        History.in_dir(folder).append_dict(asdict(measured))
-    return {**record, "baseline": name, "inference_model": exported, "latency_ms_measured": measured.latency_ms_measured}
+    exported = export_model(LandmarkForward(model.backbone), shape, os.path.join(folder, "inference"))
+    measured_us = measure_models_us([exported], shape, EngineSettings(threads=1, repeats=25))[0]
+    return {**record, "baseline": name, "inference_model": exported, "latency_ms_measured": measured_us / 1e3}

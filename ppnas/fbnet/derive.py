@@ -148,16 +148,10 @@ def export_subnet(structure_path: str, weights_path: str, out_dir: str, image: n
     request.check_files()
     exportable = adapter("landmarks")(request)
     export_exportable(exportable, out_dir)
-    return check_exported(out_dir, exportable.layer, image)
-
-
-def check_exported(model_dir: str, layer: paddle.nn.Layer, image: np.ndarray) -> float:
-    """The largest difference between the inference model in `model_dir` and the dygraph `layer` on `image`;
-    above EXPORT_TOLERANCE is an error."""
     with paddle.no_grad():
-        expected = layer(paddle.to_tensor(image)).numpy()
-    got = run_inference(model_dir, {"image": np.ascontiguousarray(image, dtype=np.float32)})[0]
+        expected = exportable.layer(paddle.to_tensor(image)).numpy()
+    got = run_inference(out_dir, {"x": np.ascontiguousarray(image, dtype=np.float32)})[0]
     diff = float(np.max(np.abs(got - expected)))
     if not math.isfinite(diff) or diff > EXPORT_TOLERANCE:
-        raise ConfigError(f"the exported model in {model_dir} differs from the dygraph model by {diff:.3g} (> 1e-5)")
+        raise ConfigError(f"the exported model in {out_dir} differs from the dygraph model by {diff:.3g} (> 1e-5)")
     return diff
