@@ -113,6 +113,7 @@ BIGNAS: Dict[str, Doc] = {
     "share_interpolation": ("-", "true: every subnet of an iteration at one random input size"),
     "interpolation_type": ("-", "how a batch is resized to a subnet's size: nearest | bilinear | bicubic | area"),
     "sample_strategy": ("-", "subnets per supernet iteration, in order: max | min | random | middle"),
+    "sandwich_sampling": ("-", "uniform | window: the random subnets of train_supnet only inside the Constraint"),
     "distill_weight": ("-", "weight of in-place distillation from the max subnet (0: none)"),
     "checkpoint_every": ("iterations", "supernet checkpoint interval (a killed run resumes from the last)"),
     "calib_batches": ("batches", "train batches that recalibrate BatchNorm on each subnet before its score"),

@@ -135,4 +135,9 @@ def train_baseline(
     measured = ExportRecord(exported, diff, measure_models_us([exported], shape, settings)[0] / 1e3, settings.threads)
     if parallel.is_main():
         History.in_dir(folder).append_dict(asdict(measured))
-    return {**record, "baseline": name, "inference_model": exported, "latency_ms_measured": measured.latency_ms_measured}
+    return {
+        **record,
+        "baseline": name,
+        "inference_model": exported,
+        "latency_ms_measured": measured.latency_ms_measured,
+    }

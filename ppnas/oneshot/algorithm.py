@@ -10,7 +10,7 @@ loss: detection KL of class scores + smooth-L1 of boxes, segmentation per-pixel 
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import paddle
 
@@ -30,11 +30,17 @@ def check_strategy(strategy: Sequence[str], distill_weight: float) -> List[str]:
     return strategy
 
 
-def sample_tokens(space: Any, kind: str, rng: random.Random) -> List[int]:
+def sample_tokens(
+    space: Any, kind: str, rng: random.Random, window: Any = None, size: Optional[Sequence[int]] = None
+) -> List[int]:
+    """The tokens of one member of the sandwich; a random one from `window` (a WindowSampler) when given, priced
+    at `size` (the iteration's shared size) or its own. max and min stay the space's bounds either way."""
     if kind == "max":
         return space.max_tokens()
     if kind == "min":
         return space.min_tokens()
+    if window is not None:
+        return window.draw(rng, size)
     return [rng.randrange(n) for n in space.range_table()]
 
 
@@ -56,6 +62,7 @@ class Sandwich:
     distill_weight: float
     interpolation: str = "bilinear"
     share_interpolation: bool = False
+    window: Any = None  # a WindowSampler (sandwich_sampling: window): random members inside the Constraint
 
 
 def _teacher_at(model: Any, adapter: Any, batch: Mapping[str, Any], size: Tuple[int, ...], mode: str) -> Any:
@@ -85,7 +92,7 @@ def sandwich_step(
     result = StepResult()
     teachers: Dict[Tuple[int, ...], Any] = {}
     for kind in rule.strategy:
-        tokens = sample_tokens(model.space, kind, rng)
+        tokens = sample_tokens(model.space, kind, rng, rule.window, shared)
         subnet = model.space.decode(tokens)
         if shared is not None:
             subnet.image_size = list(shared)

@@ -14,6 +14,7 @@ ONESHOT_KEYS: Dict[str, Any] = {
     "share_interpolation": False,  # true: every subnet of an iteration at one random size
     "interpolation_type": "bilinear",  # how a batch is resized to a subnet's size
     "sample_strategy": ["max", "random", "random", "min"],
+    "sandwich_sampling": "uniform",  # uniform (BigNAS) | window: random members inside the Constraint window
     "distill_weight": 1.0,
     "checkpoint_every": 50,
     "calib_batches": 10,
@@ -45,6 +46,7 @@ SLIM_TYPES: Dict[str, Tuple[type, ...]] = {
     "share_interpolation": (bool,),
     "interpolation_type": (str,),
     "sample_strategy": (list,),
+    "sandwich_sampling": (str,),
     "distill_weight": (int, float),
     "checkpoint_every": (int,),
     "calib_batches": (int,),

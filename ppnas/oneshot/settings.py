@@ -29,6 +29,7 @@ from ppnas.units import parse_count
 
 SEARCH_MODES = ("random", "traverse", "sanas")  # the samplers of ppnas/samplers/ a supernet search can use
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")  # paddle.nn.functional.interpolate's 2-D modes
+SANDWICH_SAMPLINGS = ("uniform", "window")  # how train_supnet draws the random members (ppnas/oneshot/window.py)
 DEFAULT_SUPERNETS = {"detection": "BlazeFaceSupernet", "segmentation": "DeepLabV3PSupernet"}
 
 
@@ -83,6 +84,10 @@ def load_oneshot_config(path: str, overrides: Sequence[str] = (), save_dir: Opti
     cfg["sample_strategy"] = check_strategy(cfg["sample_strategy"], float(cfg["distill_weight"]))
     if cfg["search_mode"] not in SEARCH_MODES:
         raise ConfigError(f"search_mode must be one of {', '.join(SEARCH_MODES)}, got {cfg['search_mode']!r}")
+    if cfg["sandwich_sampling"] not in SANDWICH_SAMPLINGS:
+        raise ConfigError(
+            f"sandwich_sampling must be one of {', '.join(SANDWICH_SAMPLINGS)}, got {cfg['sandwich_sampling']!r}"
+        )
     if cfg["interpolation_type"] not in INTERPOLATIONS:
         raise ConfigError(
             f"interpolation_type must be one of {', '.join(INTERPOLATIONS)}, got {cfg['interpolation_type']!r}"
