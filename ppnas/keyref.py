@@ -117,6 +117,8 @@ BIGNAS: Dict[str, Doc] = {
     "distill_weight": ("-", "weight of in-place distillation from the max subnet (0: none)"),
     "checkpoint_every": ("iterations", "supernet checkpoint interval (a killed run resumes from the last)"),
     "calib_batches": ("batches", "train batches that recalibrate BatchNorm on each subnet before its score"),
+    "calib_transforms": ("-", "train | eval: the reader whose transforms the calibration images go through"),
+    "calib_file": ("path", "calibration images in the task's list format (WIDER FACE / PaddleSeg); null: train set"),
     "search_mode": ("-", "sampler of the search phase: random | traverse | sanas"),
     "subnet_count": ("subnets", "subnets inside the window the search and sample_accuracy phases evaluate"),
     "traverse_stride": ("tokens", "grid step of search_mode traverse"),

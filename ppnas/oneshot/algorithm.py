@@ -125,10 +125,12 @@ def dynamic_norms(supernet: paddle.nn.Layer) -> List[DynamicBatchNorm2D]:
 
 
 @paddle.no_grad()
-def calibrate_bn(supernet: paddle.nn.Layer, adapter: Any, batches: Iterable[Mapping[str, Any]], mode: str) -> int:
+def calibrate_bn(
+    supernet: paddle.nn.Layer, adapter: Any, batches: Iterable[Mapping[str, Any]], mode: str, resize: bool = True
+) -> int:
     """Set the active subnet's BN statistics to the average of the batch means and biased variances over
-    `batches` (United-Perception's calib_bn), each batch at the subnet's input size. Only the active channels
-    of the BNs the subnet runs change; weights do not. Returns the number of batches."""
+    `batches` (United-Perception's calib_bn), each batch at the subnet's input size (`resize`) or its own. Only the
+    active channels of the BNs the subnet runs change; weights do not. Returns the number of batches."""
     norms = dynamic_norms(supernet)
     for norm in norms:
         norm.calibration = BatchStatistics()
@@ -136,7 +138,7 @@ def calibrate_bn(supernet: paddle.nn.Layer, adapter: Any, batches: Iterable[Mapp
     used = 0
     try:
         for batch in batches:
-            adapter.outputs(supernet, adapter.resize(batch, supernet.subnet.image_size, mode))
+            adapter.outputs(supernet, adapter.resize(batch, supernet.subnet.image_size, mode) if resize else batch)
             used += 1
         if used == 0:
             raise ConfigError("BN calibration got no batch: the train set is smaller than one batch")

@@ -18,6 +18,8 @@ ONESHOT_KEYS: Dict[str, Any] = {
     "distill_weight": 1.0,
     "checkpoint_every": 50,
     "calib_batches": 10,
+    "calib_transforms": "train",  # train | eval: the reader whose transforms BN calibration's images go through
+    "calib_file": None,  # a fixed list of calibration images in the task's list format; None: the train set
     "search_mode": "random",  # random | traverse | sanas (ppnas/samplers/)
     "subnet_count": 500,
     "traverse_stride": 2,
@@ -50,6 +52,8 @@ SLIM_TYPES: Dict[str, Tuple[type, ...]] = {
     "distill_weight": (int, float),
     "checkpoint_every": (int,),
     "calib_batches": (int,),
+    "calib_transforms": (str,),
+    "calib_file": (str, type(None)),
     "search_mode": (str,),
     "subnet_count": (int,),
     "traverse_stride": (int,),

@@ -30,6 +30,7 @@ from ppnas.units import parse_count
 SEARCH_MODES = ("random", "traverse", "sanas")  # the samplers of ppnas/samplers/ a supernet search can use
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")  # paddle.nn.functional.interpolate's 2-D modes
 SANDWICH_SAMPLINGS = ("uniform", "window")  # how train_supnet draws the random members (ppnas/oneshot/window.py)
+CALIB_TRANSFORMS = ("train", "eval")  # the task's reader whose transforms BN calibration's images go through
 DEFAULT_SUPERNETS = {"detection": "BlazeFaceSupernet", "segmentation": "DeepLabV3PSupernet"}
 
 
@@ -94,6 +95,13 @@ def load_oneshot_config(path: str, overrides: Sequence[str] = (), save_dir: Opti
         )
     if int(cfg["calib_batches"]) < 1:
         raise ConfigError(f"calib_batches must be at least 1, got {cfg['calib_batches']}")
+    if cfg["calib_transforms"] not in CALIB_TRANSFORMS:
+        raise ConfigError(
+            f"calib_transforms must be one of {', '.join(CALIB_TRANSFORMS)}, got {cfg['calib_transforms']!r}"
+        )
+    cfg["calib_file"] = resolve_path(cfg, cfg["calib_file"]) or None
+    if cfg["calib_file"] is not None and not os.path.isfile(cfg["calib_file"]):
+        raise ConfigError(f"calib_file not found: {cfg['calib_file']}")
     if cfg["seed"] is None:
         cfg["seed"] = 0  # the loop seeds every iteration from it; a run must be repeatable to be resumable
     cfg["supernet_dir"] = resolve_path(cfg, cfg["supernet_dir"]) or None
