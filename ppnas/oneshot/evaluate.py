@@ -32,7 +32,8 @@ def _nbytes(batch: Mapping[str, Any]) -> int:
 
 
 class SupernetEvaluator:
-    """Inherited-weight evaluation of subnets: BN calibration on train batches, then the task's metric."""
+    """Inherited-weight evaluation of subnets: BN calibration (calib_batches, calib_transforms, calib_file), then
+    the task's metric."""
 
     def __init__(self, cfg: Mapping[str, Any], supernet: Supernet, adapter: Any) -> None:
         self.cfg = cfg

@@ -74,7 +74,7 @@ class DetectionAdapter:
         dataset = wider_dataset(block, self.cfg, "TrainDataset")
         dataset.parse_dataset()
         train_cfg = self.cfg.get("TrainReader") or {}
-        reader_cfg = dict(self.cfg.get(f"{transforms.capitalize()}Reader") or {})
+        reader_cfg = dict(self.cfg.get("EvalReader" if transforms == "eval" else "TrainReader") or {})
         reader_cfg.pop("inputs_def", None)
         reader_cfg["batch_size"] = int(train_cfg.get("batch_size", 1))
         reader = (TrainReader if transforms == "train" else EvalReader)(num_classes=self.task.num_classes, **reader_cfg)
