@@ -10,7 +10,7 @@ loss: detection KL of class scores + smooth-L1 of boxes, segmentation per-pixel 
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import paddle
 
@@ -30,11 +30,17 @@ def check_strategy(strategy: Sequence[str], distill_weight: float) -> List[str]:
     return strategy
 
 
-def sample_tokens(space: Any, kind: str, rng: random.Random) -> List[int]:
+def sample_tokens(
+    space: Any, kind: str, rng: random.Random, window: Any = None, size: Optional[Sequence[int]] = None
+) -> List[int]:
+    """The tokens of one member of the sandwich; a random one from `window` (a WindowSampler) when given, priced
+    at `size` (the iteration's shared size) or its own. max and min stay the space's bounds either way."""
     if kind == "max":
         return space.max_tokens()
     if kind == "min":
         return space.min_tokens()
+    if window is not None:
+        return window.draw(rng, size)
     return [rng.randrange(n) for n in space.range_table()]
 
 
@@ -56,6 +62,7 @@ class Sandwich:
     distill_weight: float
     interpolation: str = "bilinear"
     share_interpolation: bool = False
+    window: Any = None  # a WindowSampler (sandwich_sampling: window): random members inside the Constraint
 
 
 def _teacher_at(model: Any, adapter: Any, batch: Mapping[str, Any], size: Tuple[int, ...], mode: str) -> Any:
@@ -85,7 +92,7 @@ def sandwich_step(
     result = StepResult()
     teachers: Dict[Tuple[int, ...], Any] = {}
     for kind in rule.strategy:
-        tokens = sample_tokens(model.space, kind, rng)
+        tokens = sample_tokens(model.space, kind, rng, rule.window, shared)
         subnet = model.space.decode(tokens)
         if shared is not None:
             subnet.image_size = list(shared)
@@ -118,10 +125,12 @@ def dynamic_norms(supernet: paddle.nn.Layer) -> List[DynamicBatchNorm2D]:
 
 
 @paddle.no_grad()
-def calibrate_bn(supernet: paddle.nn.Layer, adapter: Any, batches: Iterable[Mapping[str, Any]], mode: str) -> int:
+def calibrate_bn(
+    supernet: paddle.nn.Layer, adapter: Any, batches: Iterable[Mapping[str, Any]], mode: str, resize: bool = True
+) -> int:
     """Set the active subnet's BN statistics to the average of the batch means and biased variances over
-    `batches` (United-Perception's calib_bn), each batch at the subnet's input size. Only the active channels
-    of the BNs the subnet runs change; weights do not. Returns the number of batches."""
+    `batches` (United-Perception's calib_bn), each batch at the subnet's input size (`resize`) or its own. Only the
+    active channels of the BNs the subnet runs change; weights do not. Returns the number of batches."""
     norms = dynamic_norms(supernet)
     for norm in norms:
         norm.calibration = BatchStatistics()
@@ -129,7 +138,7 @@ def calibrate_bn(supernet: paddle.nn.Layer, adapter: Any, batches: Iterable[Mapp
     used = 0
     try:
         for batch in batches:
-            adapter.outputs(supernet, adapter.resize(batch, supernet.subnet.image_size, mode))
+            adapter.outputs(supernet, adapter.resize(batch, supernet.subnet.image_size, mode) if resize else batch)
             used += 1
         if used == 0:
             raise ConfigError("BN calibration got no batch: the train set is smaller than one batch")

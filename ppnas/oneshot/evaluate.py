@@ -32,7 +32,8 @@ def _nbytes(batch: Mapping[str, Any]) -> int:
 
 
 class SupernetEvaluator:
-    """Inherited-weight evaluation of subnets: BN calibration on train batches, then the task's metric."""
+    """Inherited-weight evaluation of subnets: BN calibration (calib_batches, calib_transforms, calib_file), then
+    the task's metric."""
 
     def __init__(self, cfg: Mapping[str, Any], supernet: Supernet, adapter: Any) -> None:
         self.cfg = cfg
@@ -41,7 +42,10 @@ class SupernetEvaluator:
         self.seed = int(cfg["seed"])
         self.calib_batches = int(cfg["calib_batches"])
         self.interpolation = str(cfg["interpolation_type"])
-        self.loader = adapter.train_loader(_in_order)
+        self.transforms = str(cfg["calib_transforms"])
+        self.loader = adapter.calibration_loader(_in_order, self.transforms, cfg["calib_file"])
+        # an eval-transformed image runs at the size the task scores it at: whole images keep theirs
+        self.resize = not (self.transforms == "eval" and adapter.whole_images)
         self._cached: Optional[List[Dict[str, Any]]] = None
 
     @classmethod
@@ -52,8 +56,9 @@ class SupernetEvaluator:
         return cls(cfg, supernet, adapter)
 
     def calibration_batches(self) -> List[Dict[str, Any]]:
-        """The first `calib_batches` train batches in file order, train transforms seeded by `seed`: the same
-        images for every subnet (kept in memory when they fit CALIBRATION_CACHE_BYTES)."""
+        """The first `calib_batches` batches of the train set (or `calib_file`) in file order, cycled, through the
+        train transforms seeded by `seed` or the eval transforms (`calib_transforms`): the same images for every
+        subnet (kept in memory when they fit CALIBRATION_CACHE_BYTES)."""
         if self._cached is not None:
             return self._cached
         indices = itertools.islice(
@@ -68,7 +73,7 @@ class SupernetEvaluator:
     def inherit(self, model: paddle.nn.Layer, subnet: Subnet) -> paddle.nn.Layer:
         """Calibrate the supernet's BN on `subnet` and load its sliced weights into `model` (its plain model)."""
         self.supernet.set_subnet(subnet)
-        calibrate_bn(self.supernet, self.adapter, self.calibration_batches(), self.interpolation)
+        calibrate_bn(self.supernet, self.adapter, self.calibration_batches(), self.interpolation, self.resize)
         model.set_state_dict(subnet_state_dict(self.supernet, model, subnet))
         return model
 

@@ -14,9 +14,12 @@ ONESHOT_KEYS: Dict[str, Any] = {
     "share_interpolation": False,  # true: every subnet of an iteration at one random size
     "interpolation_type": "bilinear",  # how a batch is resized to a subnet's size
     "sample_strategy": ["max", "random", "random", "min"],
+    "sandwich_sampling": "uniform",  # uniform (BigNAS) | window: random members inside the Constraint window
     "distill_weight": 1.0,
     "checkpoint_every": 50,
     "calib_batches": 10,
+    "calib_transforms": "train",  # train | eval: the reader whose transforms BN calibration's images go through
+    "calib_file": None,  # a fixed list of calibration images in the task's list format; None: the train set
     "search_mode": "random",  # random | traverse | sanas (ppnas/samplers/)
     "subnet_count": 500,
     "traverse_stride": 2,
@@ -45,9 +48,12 @@ SLIM_TYPES: Dict[str, Tuple[type, ...]] = {
     "share_interpolation": (bool,),
     "interpolation_type": (str,),
     "sample_strategy": (list,),
+    "sandwich_sampling": (str,),
     "distill_weight": (int, float),
     "checkpoint_every": (int,),
     "calib_batches": (int,),
+    "calib_transforms": (str,),
+    "calib_file": (str, type(None)),
     "search_mode": (str,),
     "subnet_count": (int,),
     "traverse_stride": (int,),

@@ -29,6 +29,8 @@ from ppnas.units import parse_count
 
 SEARCH_MODES = ("random", "traverse", "sanas")  # the samplers of ppnas/samplers/ a supernet search can use
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")  # paddle.nn.functional.interpolate's 2-D modes
+SANDWICH_SAMPLINGS = ("uniform", "window")  # how train_supnet draws the random members (ppnas/oneshot/window.py)
+CALIB_TRANSFORMS = ("train", "eval")  # the task's reader whose transforms BN calibration's images go through
 DEFAULT_SUPERNETS = {"detection": "BlazeFaceSupernet", "segmentation": "DeepLabV3PSupernet"}
 
 
@@ -83,12 +85,23 @@ def load_oneshot_config(path: str, overrides: Sequence[str] = (), save_dir: Opti
     cfg["sample_strategy"] = check_strategy(cfg["sample_strategy"], float(cfg["distill_weight"]))
     if cfg["search_mode"] not in SEARCH_MODES:
         raise ConfigError(f"search_mode must be one of {', '.join(SEARCH_MODES)}, got {cfg['search_mode']!r}")
+    if cfg["sandwich_sampling"] not in SANDWICH_SAMPLINGS:
+        raise ConfigError(
+            f"sandwich_sampling must be one of {', '.join(SANDWICH_SAMPLINGS)}, got {cfg['sandwich_sampling']!r}"
+        )
     if cfg["interpolation_type"] not in INTERPOLATIONS:
         raise ConfigError(
             f"interpolation_type must be one of {', '.join(INTERPOLATIONS)}, got {cfg['interpolation_type']!r}"
         )
     if int(cfg["calib_batches"]) < 1:
         raise ConfigError(f"calib_batches must be at least 1, got {cfg['calib_batches']}")
+    if cfg["calib_transforms"] not in CALIB_TRANSFORMS:
+        raise ConfigError(
+            f"calib_transforms must be one of {', '.join(CALIB_TRANSFORMS)}, got {cfg['calib_transforms']!r}"
+        )
+    cfg["calib_file"] = resolve_path(cfg, cfg["calib_file"]) or None
+    if cfg["calib_file"] is not None and not os.path.isfile(cfg["calib_file"]):
+        raise ConfigError(f"calib_file not found: {cfg['calib_file']}")
     if cfg["seed"] is None:
         cfg["seed"] = 0  # the loop seeds every iteration from it; a run must be repeatable to be resumable
     cfg["supernet_dir"] = resolve_path(cfg, cfg["supernet_dir"]) or None

@@ -28,6 +28,7 @@ from ppnas.oneshot.algorithm import Sandwich, sandwich_step
 from ppnas.oneshot.checkpoint import Checkpoint, trained_for
 from ppnas.oneshot.space import ElasticSpace
 from ppnas.oneshot.supernet import build_supernet
+from ppnas.oneshot.window import window_sampler
 from ppnas.storage import refuse_existing
 
 
@@ -38,6 +39,7 @@ def _state(cfg: Mapping[str, Any], space: ElasticSpace, iteration: int, train_se
         "max_iters": int(cfg["max_iters"]),
         **trained_for(cfg, space),
         "sample_strategy": list(cfg["sample_strategy"]),
+        "sandwich_sampling": cfg["sandwich_sampling"],
         "time": time.time(),
     }
 
@@ -48,6 +50,7 @@ def sandwich_rule(cfg: Mapping[str, Any]) -> Sandwich:
         distill_weight=float(cfg["distill_weight"]),
         interpolation=str(cfg["interpolation_type"]),
         share_interpolation=bool(cfg["share_interpolation"]),
+        window=window_sampler(cfg),
     )
 
 

@@ -265,7 +265,7 @@ class BlazeFaceForward(paddle.nn.Layer):
         return outs
 
 
-def _dataset(block: Optional[Mapping[str, Any]], cfg: Mapping[str, Any], which: str) -> WIDERFaceDataSet:
+def wider_dataset(block: Optional[Mapping[str, Any]], cfg: Mapping[str, Any], which: str) -> WIDERFaceDataSet:
     """A WIDERFaceDataSet from a config block, with paths checked (ppdet would try to download)."""
     if not block:
         raise ConfigError(f"{which} is missing from the config")
@@ -300,8 +300,8 @@ class BlazeFaceTask:
         self.max_iters = int(cfg["max_iters"])
         self.log_iter = int(cfg["log_iter"])
         self.num_classes = int(cfg.get("num_classes", 1))
-        self.train_dataset = _dataset(cfg.get("TrainDataset"), cfg, "TrainDataset")
-        self.eval_dataset = _dataset(cfg.get("EvalDataset"), cfg, "EvalDataset")
+        self.train_dataset = wider_dataset(cfg.get("TrainDataset"), cfg, "TrainDataset")
+        self.eval_dataset = wider_dataset(cfg.get("EvalDataset"), cfg, "EvalDataset")
         self._train_loader = None
         self._eval_loader = None
 
@@ -343,7 +343,7 @@ class BlazeFaceTask:
         eval_reader = EvalReader(num_classes=self.num_classes, **eval_cfg)
         # every image counts: EvalReader's own sampler would drop a last partial batch
         sampler = paddle.io.BatchSampler(self.eval_dataset, batch_size=eval_reader.batch_size, shuffle=False)
-        self._eval_loader = _data_loader(eval_reader, self.eval_dataset, sampler, worker_num)
+        self._eval_loader = reader_loader(eval_reader, self.eval_dataset, sampler, worker_num)
 
     def train_loader(self, make_sampler: Callable[..., Any]) -> paddle.io.DataLoader:
         """ppdet's train reader over the train set, batched by `make_sampler(dataset, batch_size, shuffle=,
@@ -354,7 +354,7 @@ class BlazeFaceTask:
         sampler = make_sampler(
             self.train_dataset, reader.batch_size, shuffle=reader.shuffle, drop_last=reader.drop_last
         )
-        return _data_loader(reader, self.train_dataset, sampler, int(self.cfg["worker_num"]))
+        return reader_loader(reader, self.train_dataset, sampler, int(self.cfg["worker_num"]))
 
     def optimizer(self, model: paddle.nn.Layer, steps_per_epoch: int) -> paddle.optimizer.Optimizer:
         """ppdet's LearningRate (warm-up, decay) and OptimizerBuilder from the config's blocks."""
@@ -423,7 +423,7 @@ def voc_metric() -> VOCMetric:
         return VOCMetric(label_list, class_num=1, overlap_thresh=0.5, map_type="integral", evaluate_difficult=True)
 
 
-def _data_loader(reader: Any, dataset: WIDERFaceDataSet, batch_sampler: Any, worker_num: int) -> paddle.io.DataLoader:
+def reader_loader(reader: Any, dataset: WIDERFaceDataSet, batch_sampler: Any, worker_num: int) -> paddle.io.DataLoader:
     """ppdet's reader pipeline (dataset, sample and batch transforms) in a paddle DataLoader.
 
     Not `reader(dataset, worker_num)`: that starts an iterator at once, whose prefetch thread draws from

@@ -6,14 +6,15 @@ A detection supernet gives `head_outputs(image) -> (boxes, scores, anchors)` per
 """
 
 import copy
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
+from ppdet.data.reader import EvalReader, TrainReader
 
 from ppnas.errors import ConfigError
-from ppnas.tasks.detection import BlazeFaceForward, BlazeFaceTask
+from ppnas.tasks.detection import BlazeFaceForward, BlazeFaceTask, reader_loader, wider_dataset
 
 Outputs = Tuple[List[paddle.Tensor], List[paddle.Tensor], Any]
 
@@ -45,6 +46,7 @@ def distill_loss(
 class DetectionAdapter:
     kind = "detection"
     metric = "ap"
+    whole_images = False  # scores at the subnet's input size
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.cfg = cfg
@@ -55,6 +57,30 @@ class DetectionAdapter:
     # --- data --------------------------------------------------------------------------------------------
     def train_loader(self, make_sampler: Callable[..., Any]) -> paddle.io.DataLoader:
         return self.task.train_loader(make_sampler)
+
+    def calibration_loader(
+        self, make_sampler: Callable[..., Any], transforms: str, calib_file: Optional[str]
+    ) -> paddle.io.DataLoader:
+        """BN calibration's images: the train set (or `calib_file`, a list in the WIDER FACE annotation format whose
+        image paths are relative to TrainDataset's image_dir), read with the train or the eval reader's transforms,
+        in batches of the train reader's size."""
+        if transforms == "train" and calib_file is None:
+            return self.train_loader(make_sampler)
+        block = dict(self.cfg.get("TrainDataset") or {})
+        if calib_file is not None:
+            block["anno_path"] = calib_file  # absolute: os.path.join keeps it over dataset_dir
+        if transforms == "eval":
+            block["data_fields"] = ["image"]  # boxes of unequal counts would not batch, and calibration needs none
+        dataset = wider_dataset(block, self.cfg, "TrainDataset")
+        dataset.parse_dataset()
+        train_cfg = self.cfg.get("TrainReader") or {}
+        reader_cfg = dict(self.cfg.get("EvalReader" if transforms == "eval" else "TrainReader") or {})
+        reader_cfg.pop("inputs_def", None)
+        reader_cfg["batch_size"] = int(train_cfg.get("batch_size", 1))
+        reader = (TrainReader if transforms == "train" else EvalReader)(num_classes=self.task.num_classes, **reader_cfg)
+        # a short list still gives a batch: it is cycled to calib_batches batches
+        sampler = make_sampler(dataset, reader.batch_size, shuffle=False, drop_last=False)
+        return reader_loader(reader, dataset, sampler, 0)
 
     @staticmethod
     def fetch(loader: paddle.io.DataLoader, indices: Sequence[int]) -> Dict[str, paddle.Tensor]:

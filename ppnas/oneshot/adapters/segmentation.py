@@ -7,7 +7,7 @@ image's size. The config is a PaddleSeg YAML whose SLIM.BIGNAS_* keys are the on
 
 import copy
 import dataclasses
-from typing import Any, Callable, Dict, List, Mapping, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import paddle
@@ -33,6 +33,7 @@ def pixel_distill_loss(student: Outputs, teacher: Outputs) -> paddle.Tensor:
 class SegmentationAdapter:
     kind = "segmentation"
     metric = "miou"
+    whole_images = True  # scores each val image at its own size: eval-transformed calibration runs at it too
 
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.cfg = cfg
@@ -47,10 +48,43 @@ class SegmentationAdapter:
         sampler = make_sampler(self.task.train_dataset, batch_size, shuffle=True, drop_last=True)
         return paddle.io.DataLoader(self.task.train_dataset, batch_sampler=sampler, return_list=True)
 
+    def calibration_loader(
+        self, make_sampler: Callable[..., Any], transforms: str, calib_file: Optional[str]
+    ) -> paddle.io.DataLoader:
+        """BN calibration's images: the train set (or `calib_file`, a PaddleSeg file list `image label` per line,
+        relative to train_dataset's dataset_root), with train_dataset's or val_dataset's transforms, in batches of
+        batch_size."""
+        if transforms == "train" and calib_file is None:
+            return self.train_loader(make_sampler)
+        dic = self.seg.paddleseg
+        block = copy.deepcopy(dict(dic["train_dataset"]))
+        if transforms == "eval":
+            block["transforms"] = copy.deepcopy(dic["val_dataset"]["transforms"])
+        if calib_file is not None:
+            block = {
+                "type": "Dataset",
+                "mode": "train",  # the label as train batches carry it (val mode adds an axis)
+                "dataset_root": block["dataset_root"],
+                "train_path": calib_file,
+                "num_classes": self.task.train_dataset.num_classes,
+                "transforms": block["transforms"],
+            }
+        dataset = paddleseg_config({**dic, "train_dataset": block}).train_dataset
+        batch_size = int(dic.get("batch_size", 1))
+        sampler = make_sampler(dataset, batch_size, shuffle=False, drop_last=False)
+        return paddle.io.DataLoader(dataset, batch_sampler=sampler, return_list=True)
+
     @staticmethod
     def fetch(loader: paddle.io.DataLoader, indices: Sequence[int]) -> Dict[str, Any]:
         """One batch through PaddleSeg's transforms, in this thread (arrays as tensors, the rest as collated)."""
-        batch = default_collate_fn([loader.dataset[i] for i in indices])
+        samples = [loader.dataset[i] for i in indices]
+        sizes = {tuple(np.shape(sample["img"])) for sample in samples}
+        if len(sizes) > 1:  # only val transforms leave whole images of their own size
+            raise ConfigError(
+                f"segmentation: BN calibration batches images of one size, got {sorted(sizes)}: with "
+                "calib_transforms: eval, give val_dataset a Resize, or a calib_file of images of one size"
+            )
+        batch = default_collate_fn(samples)
         return {k: paddle.to_tensor(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
 
     @staticmethod
