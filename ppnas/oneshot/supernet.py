@@ -110,6 +110,11 @@ class Supernet(nn.Layer):
             self.train()
         return plain_copy(self)
 
+    def price_parts(self, subnet: Subnet) -> Optional[List[Any]]:
+        """The parts the subnet's measurable model is priced by (ppnas/oneshot/pricing.py: a list of PricePart, in
+        execution order, holding every op and parameter of the model once); None: trace the whole model."""
+        return None
+
     def export(self, subnet: Subnet, model: nn.Layer, save_dir: str) -> List[str]:
         """The files that rebuild the subnet: by default its subnet file and weights (ppnas/oneshot/subnet_file.py)."""
         return export_subnet(record_structure(self, subnet), model, save_dir)
