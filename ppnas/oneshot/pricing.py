@@ -21,55 +21,86 @@ Why the sum is exact:
   the part, so the part's folds are the whole model's.
 """
 
+import contextlib
+import random
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import paddle
 
 from latency.estimate import OpClasses, classify_ops, nearest_key, price_ops
 from latency.flops import trace_with_flops
 from latency.fusion import fusable_kind, fused_ops, table_fuses
 from ppnas.constraint import Constraint, Measurement, count_params
-from ppnas.errors import ConfigError
 
 IMAGE = "image"  # the traced program's input variable (latency.opkeys)
+EXTRA_INPUT = "price_input_"  # a part's further inputs: static inputs of its program
 Shape = Tuple[int, ...]
+
+
+Source = Optional[Tuple[int, int]]  # (index of a part, which of its output tensors); None: the image
 
 
 @dataclass(frozen=True)
 class PricePart:
-    """One part of a subnet's plain model: `key` holds every setting its ops depend on besides its input shape,
-    `layer` gives the part's layer (called on a cache miss only, with a function returning the subnet's plain
-    model, built on its first call: a part may be cut from it or, cheaper, built alone), `source` is the index of
-    the part whose output it reads (None: the image)."""
+    """One part of a subnet's plain model.
+
+    `key` holds every setting its ops depend on besides its input shapes; `layer` gives the part's layer (called
+    on a cache miss only, with a function returning the subnet's plain model, built on its first call: a part may
+    be cut from it or, cheaper, built alone); `inputs` are what the layer's forward takes, in order (the first is
+    the traced program's input, the others static inputs of the same program)."""
 
     key: Hashable
     layer: Callable[[Callable[[], paddle.nn.Layer]], paddle.nn.Layer]
-    source: Optional[int]
+    inputs: Tuple[Source, ...]
+
+
+def after(index: int) -> Tuple[Source, ...]:
+    """The inputs of a part reading the first output of part `index`."""
+    return ((index, 0),)
 
 
 @dataclass
 class PartPrice:
-    """A part traced alone at one input shape."""
+    """A part traced alone at its input shapes."""
 
     flops: int
     params: int
     classes: Optional[OpClasses]  # None without a table
-    output_shape: Optional[Shape]  # None when the part returns several tensors (nothing may read it)
+    outputs: Tuple[Shape, ...]  # the shapes of the tensors it returns, in order
     exact: bool  # False: a fold crosses its boundary (see the module docstring)
 
 
-class _Output(paddle.nn.Layer):
-    """The part, remembering the name of the variable it returns (its output's shape feeds the next part)."""
+@contextlib.contextmanager
+def kept_rng() -> Iterator[None]:
+    """Run the body without moving paddle's, numpy's or Python's global RNG: building a layer draws its initial
+    weights, and what a phase draws next must not depend on how many parts (or models) pricing built (a resumed
+    run starts with an empty cache)."""
+    state = paddle.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        yield
+    finally:
+        paddle.set_rng_state(state[0])
+        np.random.set_state(state[1])
+        random.setstate(state[2])
 
-    def __init__(self, part: paddle.nn.Layer) -> None:
+
+class _Part(paddle.nn.Layer):
+    """The part on the traced input and static inputs of `extra` shapes, remembering the names of the tensors it
+    returns (their shapes feed the parts that read them)."""
+
+    def __init__(self, part: paddle.nn.Layer, extra: Sequence[Shape]) -> None:
         super().__init__()
         self.part = part
-        self.output: Optional[str] = None
+        self.extra = list(extra)
+        self.inputs = [IMAGE] + [f"{EXTRA_INPUT}{i}" for i in range(1, len(self.extra) + 1)]
+        self.outputs: List[str] = []
 
     def forward(self, x: paddle.Tensor) -> Any:
-        y = self.part(x)
-        self.output = y.name if isinstance(y, paddle.static.Variable) else None
+        extra = [paddle.static.data(name, list(shape), "float32") for name, shape in zip(self.inputs[1:], self.extra)]
+        y = self.part(x, *extra)
+        self.outputs = [v.name for v in (y if isinstance(y, (list, tuple)) else [y])]
         return y
 
 
@@ -88,14 +119,16 @@ class SubnetPricer:
         self.constraint = constraint
         self.measurable = measurable
         self.full_trace = full_trace
-        self.parts: Dict[Tuple[Hashable, Shape], PartPrice] = {}
+        self.parts: Dict[Tuple[Hashable, Tuple[Shape, ...]], PartPrice] = {}
         self.substitutes: Dict[str, Optional[str]] = {}  # missing key -> nearest_key's choice (a table scan each)
 
     def measure_full(self, subnet: Any) -> Measurement:
         """The reference: one trace of the subnet's whole plain model."""
-        return self.constraint.measure(self.measurable(self.supernet.plain_model(subnet)), subnet.image_size)
+        with kept_rng():
+            return self.constraint.measure(self.measurable(self.supernet.plain_model(subnet)), subnet.image_size)
 
     def measure(self, subnet: Any) -> Measurement:
+        """The subnet's Measurement at its own image size (the full trace's, see the module docstring)."""
         parts = None if self.full_trace else self.supernet.price_parts(subnet)
         if parts is None:
             return self.measure_full(subnet)
@@ -107,17 +140,14 @@ class SubnetPricer:
                 model.append(self.supernet.plain_model(subnet))
             return model[0]
 
-        outputs: List[Optional[Shape]] = []
         priced: List[PartPrice] = []
-        for index, part in enumerate(parts):
-            shape = image if part.source is None else outputs[part.source]
-            if shape is None:
-                raise ConfigError(f"price part {index} ({part.key}) reads a part that returns several tensors")
-            cached = self.parts.get((part.key, shape))
+        for part in parts:
+            shapes = tuple(image if source is None else priced[source[0]].outputs[source[1]] for source in part.inputs)
+            cached = self.parts.get((part.key, shapes))
             if cached is None:
-                cached = self.parts[(part.key, shape)] = self._trace(part.layer(plain), shape)
+                with kept_rng():
+                    cached = self.parts[(part.key, shapes)] = self._trace(part.layer(plain), shapes)
             priced.append(cached)
-            outputs.append(cached.output_shape)
         if not all(p.exact for p in priced):
             return self.measure_full(subnet)
         measurement = Measurement(flops=float(sum(p.flops for p in priced)), params=sum(p.params for p in priced))
@@ -133,18 +163,18 @@ class SubnetPricer:
             measurement.substitutions = list(estimate.substitutions)
         return measurement
 
-    def _trace(self, layer: paddle.nn.Layer, shape: Shape) -> PartPrice:
-        part = _Output(layer)
-        traced, flops = trace_with_flops(part, shape)
-        output = tuple(traced.shape(part.output)) if part.output else None
+    def _trace(self, layer: paddle.nn.Layer, shapes: Tuple[Shape, ...]) -> PartPrice:
+        part = _Part(layer, shapes[1:])
+        traced, flops = trace_with_flops(part, shapes[0])
+        outputs = tuple(tuple(traced.shape(name)) for name in part.outputs)
         table, classes, exact = self.constraint.table, None, True
         if table is not None:
             ops = traced.ops()
             fuses = table_fuses(table)
             classes = classify_ops(ops, table, fused_ops(ops, fuses))
-            boundary = {IMAGE, part.output}
+            boundary = {*part.inputs, *part.outputs}
             exact = not any(fusable_kind(op) in fuses and boundary.intersection(op.inputs) for op in ops)
-        return PartPrice(flops, count_params(layer), classes, output, exact)
+        return PartPrice(flops, count_params(layer), classes, outputs, exact)
 
     def _nearest(self, key: str, table: Any) -> Optional[str]:
         if key not in self.substitutes:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping
 from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError
 from ppnas.observers import Progress
-from ppnas.oneshot.adapters import adapter_class
+from ppnas.oneshot.pricing import subnet_pricer
 from ppnas.oneshot.supernet import build_supernet
 from ppnas.report.figures.distribution import plot_sample_distribution
 from ppnas.report.selection import Window
@@ -35,8 +35,8 @@ def constraint_meta(constraint: Constraint) -> Dict[str, Any]:
 
 def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = False) -> Dict[str, Any]:
     """Draw `flops_samples` random subnets, measure each as the search does, plot the distribution."""
-    supernet = build_supernet(cfg)  # random weights: it only builds each subnet's plain model
-    measurable, space = adapter_class(cfg).measurable, supernet.space
+    supernet = build_supernet(cfg)  # random weights: it only builds the parts the pricer traces
+    pricer, space = subnet_pricer(supernet, constraint, cfg), supernet.space
     count = int(cfg["flops_samples"])
     if count < 1:
         raise ConfigError(f"flops_samples must be at least 1, got {count}")
@@ -44,7 +44,7 @@ def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = F
 
     def measure(tokens: List[int]) -> Dict[str, Any]:
         subnet = space.decode(tokens)
-        m = constraint.measure(measurable(supernet.plain_model(subnet)), subnet.image_size)
+        m = pricer.measure(subnet)
         return {
             "tokens": tokens,
             "flops": m.flops,

@@ -32,7 +32,7 @@ from ppdet.modeling.backbones.blazenet import BlazeBlock
 from ppnas.errors import ConfigError
 from ppnas.oneshot.dynamic.blocks import DynamicConvBN
 from ppnas.oneshot.dynamic.convert import make_dynamic
-from ppnas.oneshot.pricing import PricePart
+from ppnas.oneshot.pricing import PricePart, after
 from ppnas.oneshot.space import ElasticSpace, Subnet
 from ppnas.oneshot.supernet import SUPERNETS, Supernet
 from ppnas.spaces import build_space
@@ -307,15 +307,17 @@ class BlazeFaceSupernet(Supernet):
         filters = structure["blaze_filters"] + structure["double_blaze_filters"]
         singles = len(structure["blaze_filters"])
         in_channels = filters[0][0]  # BlazeNet's conv1 width
-        parts = [PricePart(("conv1", in_channels), lambda plain: plain().backbone.conv1, None)]
+        parts = [PricePart(("conv1", in_channels), lambda plain: plain().backbone.conv1, (None,))]
         for index, block in enumerate(filters):
             double = index >= singles
             name = f"double_blaze_{index - singles}" if double else f"blaze_{index}"
             settings = (in_channels, tuple(block), double, use_5x5, self.act)
-            parts.append(PricePart(("blaze", *settings), functools.partial(_blaze_block, *settings, name), index))
+            parts.append(
+                PricePart(("blaze", *settings), functools.partial(_blaze_block, *settings, name), after(index))
+            )
             in_channels = block[2] if double else block[1]
         for feature, source in enumerate((len(filters) - 3, len(filters))):  # BlazeNet's outs[-4] and outs[-1]
-            parts.append(PricePart(("face_head", feature), functools.partial(_head_branch, feature), source))
+            parts.append(PricePart(("face_head", feature), functools.partial(_head_branch, feature), after(source)))
         return parts
 
     def summary(self, subnet: Subnet) -> str:
