@@ -145,3 +145,13 @@ def test_deeplab_subnets_price_as_the_full_trace(seg_config):
         pricer = subnet_pricer(supernet, constraint, seg_config)
         for subnet in subnets:
             assert_same(pricer.measure(subnet), pricer.measure_full(subnet))
+
+
+def test_a_data_parallel_group_prices_on_rank_0_with_the_inner_constraint():
+    """The search's GroupConstraint runs a task's pricing once (rank 0) and hands it the plain constraint, whose
+    full-trace fallback must not go through the group a second time."""
+    from ppnas.parallel.ranks import GroupConstraint
+
+    inner, seen = Constraint("flops"), []
+    measurement = GroupConstraint(inner).measure_by(lambda own: seen.append(own) or Measurement(flops=1.0, params=2))
+    assert seen == [inner] and measurement.params == 2

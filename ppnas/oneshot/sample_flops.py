@@ -1,8 +1,9 @@
 """`--phase sample_flops`: FLOPs (and table latency) of random subnets, measured as the search measures them,
 with the baseline (init tokens) marked: is the baseline near the peak, and how much of the space is inside the
 window (United-Perception's sample_flops). It measures the constraint only: no dataset and no trained supernet
-are read (the supernet is built with random weights, only to cut each subnet's plain model from it). Each subnet
-is built and traced (about 0.1 s at 640 px, see docs/oneshot.md), so the progress shows an ETA and
+are read (the supernet is built with random weights, only to cut the parts the pricer traces from it). Subnets are
+priced by cached parts (ppnas/oneshot/pricing.py: the first ones trace their new blocks, later ones cost tens of
+microseconds; 10,000 at 640 px in about 25 s of CPU, see docs/oneshot.md), so the progress shows an ETA and
 `flops_samples` sets the count."""
 
 import json
