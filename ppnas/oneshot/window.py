@@ -1,8 +1,8 @@
 """Window-aware sandwich sampling (`sandwich_sampling: window`, AttentiveNAS-style): the random members of each
 sandwich step are drawn from the uniform sampler and kept only when they fall inside the config's Constraint
-window, measured as the search and sample_flops measure them (each subnet's plain model at the input size it runs
-at). The search only ever scores subnets inside the window, so training the supernet's weights on them spends the
-iterations where they count.
+window, priced as the search and sample_flops price them (ppnas/oneshot/pricing.py, equal to tracing the subnet's
+plain model) at the input size it runs at. The search only ever scores subnets inside the window, so training the
+supernet's weights on them spends the iterations where they count.
 
 Drawing is rejection from the uniform draws of the iteration's RNG, and pricing touches no global RNG, so which
 subnets an iteration trains depends on (seed, iteration) alone: a resumed run draws what the killed one would have.
