@@ -33,6 +33,7 @@ from latency.estimate import OpClasses, classify_ops, nearest_key, price_ops
 from latency.flops import trace_with_flops
 from latency.fusion import fusable_kind, fused_ops, table_fuses
 from ppnas.constraint import Constraint, Measurement, count_params
+from ppnas.oneshot.adapters import adapter_class
 
 IMAGE = "image"  # the traced program's input variable (latency.opkeys)
 EXTRA_INPUT = "price_input_"  # a part's further inputs: static inputs of its program
@@ -100,7 +101,7 @@ class _Part(paddle.nn.Layer):
     def forward(self, x: paddle.Tensor) -> Any:
         extra = [paddle.static.data(name, list(shape), "float32") for name, shape in zip(self.inputs[1:], self.extra)]
         y = self.part(x, *extra)
-        self.outputs = [v.name for v in (y if isinstance(y, (list, tuple)) else [y])]
+        self.outputs = [v.name for v in (y if isinstance(y, (list, tuple)) else [y])]  # their shapes feed other parts
         return y
 
 
@@ -186,6 +187,4 @@ def subnet_pricer(
     supernet: Any, constraint: Constraint, cfg: Mapping[str, Any], full_trace: bool = False
 ) -> SubnetPricer:
     """The pricer the one-shot phases share (the task's measurable model, as the search measures it)."""
-    from ppnas.oneshot.adapters import adapter_class
-
     return SubnetPricer(supernet, constraint, adapter_class(cfg).measurable, full_trace)
