@@ -4,19 +4,24 @@ params of random BlazeFace and DeepLabV3+ subnets, and its cache tells apart sub
 import ppnas  # noqa: F401  # isort: skip
 import copy
 import random
+from typing import List, Sequence
 
 import paddle
 import pytest
 from conftest import ROOT
 from oneshot_helpers import BIGNAS_DEMO
 from seg_helpers import make_tiny_config
+from test_long_search import INIT, RANGE, WidthTask, third_rejected
 
 from latency.opkeys import trace_ops
 from latency.table import LatencyTable
 from ppnas.constraint import Constraint, Measurement
+from ppnas.engine.loop import SearchSettings, run_search
+from ppnas.history import History
 from ppnas.oneshot.pricing import PricePart, SubnetPricer, after, subnet_pricer
 from ppnas.oneshot.settings import load_oneshot_config
 from ppnas.oneshot.supernet import build_supernet
+from ppnas.samplers.annealing import LocalController
 
 TABLE_855 = str(ROOT / "configs" / "latency_855.txt")
 
@@ -155,3 +160,31 @@ def test_a_data_parallel_group_prices_on_rank_0_with_the_inner_constraint():
     inner, seen = Constraint("flops"), []
     measurement = GroupConstraint(inner).measure_by(lambda own: seen.append(own) or Measurement(flops=1.0, params=2))
     assert seen == [inner] and measurement.params == 2
+
+
+class PricedWidthTask(WidthTask):
+    """WidthTask pricing a candidate from its tokens, as SupernetTask does: the loop builds admitted ones only."""
+
+    def __init__(self) -> None:
+        super().__init__(third_rejected)
+        self.built: List[List[int]] = []
+
+    def price(self, constraint: Constraint, tokens: Sequence[int]) -> Measurement:
+        width = self.width(tokens)
+        return Measurement(flops=float(width), params=2 * width)
+
+    def build(self, tokens: Sequence[int]) -> paddle.nn.Layer:
+        self.built.append(list(tokens))
+        return super().build(tokens)
+
+
+def test_the_search_prices_first_and_builds_only_admitted_subnets(tmp_path):
+    task = PricedWidthTask()
+    controller = LocalController(RANGE, INIT, init_temperature=10.24, reduce_rate=0.85, seed=0)
+    settings = SearchSettings(search_steps=6, save_dir=str(tmp_path))
+    run_search(task, controller, Constraint("params", max_constraint=4), History.in_dir(str(tmp_path)), settings)
+    records = History.in_dir(str(tmp_path)).read()
+    trained = [r["tokens"] for r in records if r["status"] == "trained"]
+    assert len(trained) == 6 and len(records) > 6  # a third of the draws are rejected
+    assert task.built == trained
+    assert all(r["params"] == 2 * third_rejected(r["tokens"]) for r in records)
