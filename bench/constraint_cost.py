@@ -15,6 +15,14 @@ static mode), so the model + SSDLoss forward goes through `paddle.jit.to_static`
 `minimize` appends backward and optimizer ops), then price that program with the same table and count
 its FLOPs with PaddleSlim's static `flops(program)`.
 Prints one JSON object and writes bench/results/constraint_cost.json.
+
+One-shot pricing (`--subnets N`, alone: the numbers above are kept from their run and the new keys merged in):
+N random subnets of the BlazeFace supernet (`--oneshot-config`, default configs/blazeface_bignas.yml at 640)
+priced on table latency, FLOPs and params by the cached pricer (ppnas/oneshot/pricing.py, from a cold cache, then
+again warm), timed as thread CPU time, and the first `--check` of them priced again by the full trace
+(`Constraint.measure` of the whole plain model) and compared: FLOPs and params exactly, latency within 1e-9 relative.
+
+python bench/constraint_cost.py --subnets 10000 --check 200
 """
 
 import ppnas  # noqa: F401  # isort: skip  # before paddle and paddleslim, see ppnas/__init__.py
@@ -23,12 +31,14 @@ import contextlib
 import io
 import json
 import os
+import random
 import statistics
 import sys
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import paddle
+from common import machine
 from paddleslim.analysis import flops as static_flops
 
 from latency.engine import cpu_model
@@ -38,7 +48,10 @@ from latency.opkeys import program_ops
 from ppnas.candidates import load_candidates
 from ppnas.cli import run_main
 from ppnas.config import load_config
-from ppnas.constraint import Constraint
+from ppnas.constraint import Constraint, Measurement
+from ppnas.oneshot.pricing import subnet_pricer
+from ppnas.oneshot.settings import load_oneshot_config
+from ppnas.oneshot.supernet import build_supernet
 from ppnas.tasks.detection import build_blazeface, with_search_defaults
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -107,15 +120,29 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="timings of ours per candidate (median kept)")
     parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--subnets", type=int, default=0, help="one-shot pricing of this many subnets, alone")
+    parser.add_argument("--check", type=int, default=200, help="of them, compared with the full trace")
+    parser.add_argument("--oneshot-config", default=os.path.join(ROOT, "configs", "blazeface_bignas.yml"))
+    parser.add_argument("--missing-keys", default="error", help="the table's missing-key policy (error | nearest)")
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    constraint = Constraint(ctype="latency", max_constraint=57489, min_constraint=18000, table_file=args.table)
-    output = measure(args, constraint)
+    constraint = Constraint(
+        "latency", min_constraint=18000, max_constraint=57489, table_file=args.table, missing_keys=args.missing_keys
+    )
+    path = os.path.join(RESULTS, "constraint_cost.json")
+    if args.subnets:
+        output = {}
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                output = json.load(f)
+        output.update(price_subnets(args, constraint))
+    else:
+        output = measure(args, constraint)
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "constraint_cost.json"), "w", encoding="utf-8") as f:
+    with open(path, "w", encoding="utf-8") as f:
         json.dump(output, f, indent=1)
     json.dump(output, sys.stdout)
     print()
@@ -169,6 +196,52 @@ def measure(args: argparse.Namespace, constraint: Constraint) -> Dict[str, Any]:
         "same_flops_as_paddle_flops": flops_agree,
         "ours_ms": ours,
         "baseline_ms": baseline,
+    }
+
+
+def same(cached: Measurement, full: Measurement) -> bool:
+    return (
+        cached.flops == full.flops
+        and cached.params == full.params
+        and abs(cached.latency - full.latency) <= 1e-9 * abs(full.latency)
+    )
+
+
+def price_subnets(args: argparse.Namespace, constraint: Constraint) -> Dict[str, Any]:
+    """The one-shot pricing section (see the module docstring)."""
+    paddle.set_device("cpu")
+    cfg = load_oneshot_config(args.oneshot_config)
+    supernet = build_supernet(cfg)
+    pricer = subnet_pricer(supernet, constraint, cfg)
+    space = supernet.space
+    rng = random.Random(args.seed)
+    subnets = [space.decode([rng.randrange(n) for n in space.range_table()]) for _ in range(args.subnets)]
+    pricer.measure_full(subnets[0])  # first-use costs (imports, kernels), not the cache's
+    start = time.thread_time()
+    cached = [pricer.measure(subnet) for subnet in subnets]
+    cached_s = time.thread_time() - start
+    start = time.thread_time()
+    for subnet in subnets:  # again, every part cached: the rate of a long search or sample_flops after warm-up
+        pricer.measure(subnet)
+    warm_s = time.thread_time() - start
+    checked = subnets[: args.check]
+    start = time.thread_time()
+    full = [pricer.measure_full(subnet) for subnet in checked]
+    full_s = time.thread_time() - start
+    return {
+        "oneshot_config": os.path.relpath(args.oneshot_config, ROOT),
+        "oneshot_input_sizes": sorted({tuple(s.image_size) for s in subnets}),
+        "oneshot_missing_keys": args.missing_keys,
+        "subnets_priced": len(subnets),
+        "seconds_cached": cached_s,
+        "subnets_per_second_cached": len(subnets) / cached_s,
+        "subnets_per_second_cached_warm": len(subnets) / warm_s,
+        "distinct_parts_traced": len(pricer.parts),
+        "cached_checked": len(checked),
+        "cached_equals_trace": all(same(c, f) for c, f in zip(cached, full)),
+        "subnets_per_second_full_trace": len(checked) / full_s,
+        "oneshot_clock": "thread CPU time (time.thread_time)",
+        "oneshot_machine": machine(),
     }
 
 

@@ -18,7 +18,7 @@ models); the estimate is then `a * sum + b` (`calibrated` is True and `raw_total
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 import paddle
 
@@ -78,20 +78,52 @@ def estimate_latency(
 
 
 def estimate_ops(ops: Sequence[OpRecord], table: LatencyTable, missing: str = "error") -> LatencyEstimate:
-    if missing not in MISSING_POLICIES:
-        raise TableError(f"missing-key policy must be one of {', '.join(MISSING_POLICIES)}, got '{missing}'")
+    return price_ops(classify_ops(ops, table, fused_ops(ops, table_fuses(table))), table, missing)
+
+
+@dataclass
+class OpClasses:
+    """What the table makes of a list of ops before any price is looked up: the keys it prices (in order), the
+    ops of kinds it lacks and the ops folded into a conv. Classes of consecutive parts of a network add up
+    (`extend`), so a model priced by parts (ppnas/oneshot/pricing.py) gets the estimate of the whole."""
+
+    keys: List[str] = field(default_factory=list)
+    unpriced: Dict[str, int] = field(default_factory=dict)
+    fused: Dict[str, int] = field(default_factory=dict)
+
+    def extend(self, other: "OpClasses") -> None:
+        self.keys.extend(other.keys)
+        for mine, theirs in ((self.unpriced, other.unpriced), (self.fused, other.fused)):
+            for op_type, count in theirs.items():
+                mine[op_type] = mine.get(op_type, 0) + count
+
+
+def classify_ops(ops: Sequence[OpRecord], table: LatencyTable, folded: Collection[int]) -> OpClasses:
+    """Split `ops` into priced keys, unpriced and fused ops; `folded` are the indexes fusion.fused_ops gives."""
     kinds = set(table.kinds)
-    keys: List[str] = []
-    unpriced: Dict[str, int] = {}
-    fused: Dict[str, int] = {}
-    folded = fused_ops(ops, table_fuses(table))
+    classes = OpClasses()
     for index, op in enumerate(ops):
         if index in folded:
-            fused[op.op_type] = fused.get(op.op_type, 0) + 1
+            classes.fused[op.op_type] = classes.fused.get(op.op_type, 0) + 1
         elif op.key is not None and op.kind in kinds:
-            keys.append(op.key)
+            classes.keys.append(op.key)
         elif not op.free:
-            unpriced[op.op_type] = unpriced.get(op.op_type, 0) + 1
+            classes.unpriced[op.op_type] = classes.unpriced.get(op.op_type, 0) + 1
+    return classes
+
+
+def price_ops(
+    classes: OpClasses,
+    table: LatencyTable,
+    missing: str = "error",
+    nearest: Optional[Callable[[str, LatencyTable], Optional[str]]] = None,
+) -> LatencyEstimate:
+    """The estimate of classified ops: table prices (or the missing-key policy's), summed in order, calibrated.
+    `nearest` replaces `nearest_key` (a caller pricing many models memoises it: it scans the whole table)."""
+    nearest = nearest or nearest_key
+    if missing not in MISSING_POLICIES:
+        raise TableError(f"missing-key policy must be one of {', '.join(MISSING_POLICIES)}, got '{missing}'")
+    keys = classes.keys
     missing_keys = list(dict.fromkeys(k for k in keys if k not in table.entries))
     prices = dict(table.entries)
     substitutions = []
@@ -104,7 +136,7 @@ def estimate_ops(ops: Sequence[OpRecord], table: LatencyTable, missing: str = "e
             )
         unresolved = []
         for key in missing_keys:
-            used = nearest_key(key, table)
+            used = nearest(key, table)
             if used is None:
                 unresolved.append(key)
                 continue
@@ -130,8 +162,8 @@ def estimate_ops(ops: Sequence[OpRecord], table: LatencyTable, missing: str = "e
         substitutions=substitutions,
         raw_total=raw,
         calibrated=table.calibration is not None,
-        unpriced_ops=unpriced,
-        fused_ops=fused,
+        unpriced_ops=dict(classes.unpriced),
+        fused_ops=dict(classes.fused),
     )
 
 

@@ -297,6 +297,10 @@ def _run_for_shapes(
             if block.has_var(tensor.name):
                 scope.var(tensor.name).get_tensor().set(tensor.numpy(), place)
         feed = {"image": np.zeros(list(input_shape), dtype="float32")}
+        # further static inputs (ppnas/oneshot/pricing.py traces a part of a model on several tensors)
+        feed.update(
+            {v.name: np.zeros(v.shape, "float32") for v in block.vars.values() if v.is_data and v.name not in feed}
+        )
         values = paddle.static.Executor(place).run(program, feed=feed, fetch_list=names, return_numpy=False)
     return {name: list(np.array(value).shape) for name, value in zip(names, values)}
 

@@ -8,7 +8,7 @@ measured BEFORE any training, on a model taking one image of `input_shape`.
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import paddle
 
@@ -113,6 +113,11 @@ class Constraint:
             measurement.latency_ms = estimate.latency_ms
             measurement.substitutions = list(estimate.substitutions)
         return measurement
+
+    def measure_by(self, price: Callable[["Constraint"], Measurement]) -> Measurement:
+        """The Measurement `price` makes with this constraint (a task that prices a candidate without tracing its
+        whole model, ppnas/oneshot/pricing.py); a data-parallel group runs it on rank 0 only (ppnas/parallel)."""
+        return price(self)
 
     def admits(self, measurement: Measurement) -> bool:
         return self.admits_value(measurement.value(self.ctype))

@@ -122,7 +122,7 @@ BIGNAS: Dict[str, Doc] = {
     "search_mode": ("-", "sampler of the search phase: random | traverse | sanas"),
     "subnet_count": ("subnets", "subnets inside the window the search and sample_accuracy phases evaluate"),
     "traverse_stride": ("tokens", "grid step of search_mode traverse"),
-    "flops_samples": ("subnets", "random subnets sample_flops measures (about 0.1 s of CPU each at 640 px)"),
+    "flops_samples": ("subnets", "random subnets sample_flops prices (10,000 in about 25 s of CPU at 640 px)"),
     "flops_range": ("FLOPs", "sample_accuracy's window, e.g. ['8M', '14M']; null: the Constraint's"),
     "baseline_flops": ("FLOPs", "sample_accuracy's top-k at most these FLOPs; null: the baseline subnet's"),
     "subnet_tokens": ("tokens", "the subnet of evaluate_subnet and finetune_subnet, e.g. 2,1,3,8,2,1,2,1,0"),

@@ -5,6 +5,8 @@ The whole path of one candidate, in `_evaluate_candidate` and `run_search` below
   structure = task.decode(tokens)                the space's decoding rule
   model = task.build(tokens)                     a real PaddleDetection / PaddleSeg model
   measurement = constraint.measure(...)          FLOPs, params, table latency at its input size: BEFORE training
+                                                 (a task with `price(constraint, tokens)` prices first, builds
+                                                 only admitted candidates: the one-shot search's cached parts)
   outside the window -> record "rejected", draw again (does not use up a search step)
   reward = task.train_and_evaluate(model, ...)   SANAS: trained from scratch; one-shot: inherited weights
   history.append(record)                         storage
@@ -137,12 +139,18 @@ def _evaluate_candidate(
     step: int,
     settings: SearchSettings,
     notify: _Notifier,
-) -> Tuple[CandidateRecord, paddle.nn.Layer, float]:
-    """Tokens -> structure -> model -> constraint -> train -> reward; also the model and constrained value."""
+) -> Tuple[CandidateRecord, Optional[paddle.nn.Layer], float]:
+    """Tokens -> structure -> model -> constraint -> train -> reward; also the model (None when rejected before
+    it was built) and constrained value."""
     start = time.time()
     structure = task.decode(tokens)
-    model = task.build(tokens)
-    measurement: Measurement = constraint.measure(task.measurable(model), measure_shape(task, tokens))
+    price = getattr(task, "price", None)
+    model: Optional[paddle.nn.Layer] = None
+    if price is None:
+        model = task.build(tokens)
+        measurement: Measurement = constraint.measure(task.measurable(model), measure_shape(task, tokens))
+    else:  # the task prices a candidate without its model (one-shot: cached parts): only admitted ones are built
+        measurement = constraint.measure_by(lambda own: price(own, tokens))
     common = dict(
         tokens=tokens,
         structure=structure,
@@ -155,6 +163,8 @@ def _evaluate_candidate(
     if not constraint.admits(measurement):
         reason = f"{constraint.ctype} {measured:g} outside {constraint.window_text()}"
         return CandidateRecord(status="rejected", reason=reason, seconds=time.time() - start, **common), model, measured
+    if model is None:
+        model = task.build(tokens)
     train_start = time.time()
     try:
         reward = float(task.train_and_evaluate(model, notify.on_iter))

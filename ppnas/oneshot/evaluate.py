@@ -7,12 +7,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
+from ppnas.constraint import Constraint, Measurement
 from ppnas.engine.protocols import IterCallback
 from ppnas.engine.seeding import seed_everything
 from ppnas.oneshot.adapters import adapter_for
 from ppnas.oneshot.algorithm import calibrate_bn
 from ppnas.oneshot.checkpoint import Checkpoint
 from ppnas.oneshot.export import subnet_state_dict
+from ppnas.oneshot.pricing import SubnetPricer
 from ppnas.oneshot.space import Subnet
 from ppnas.oneshot.supernet import Supernet, build_supernet, record_structure
 from ppnas.oneshot.train import epoch_batches
@@ -96,6 +98,7 @@ class SupernetTask:
         self.input_shape = list(self.space.image_size_list[-1])
         self.report_module = self.supernet.report_module  # its write_fragment and hints name the exported files
         self._built: Optional[Tuple[paddle.nn.Layer, Subnet]] = None
+        self._pricers: List[SubnetPricer] = []  # one per constraint priced (sample_accuracy has two)
 
     def decode(self, tokens: Sequence[int]) -> Dict[str, Any]:
         return record_structure(self.supernet, self.space.decode(tokens))
@@ -103,6 +106,14 @@ class SupernetTask:
     def measure_shape(self, tokens: Sequence[int]) -> List[int]:
         """The input a subnet is measured at: its own resolution."""
         return list(self.space.decode(tokens).image_size)
+
+    def price(self, constraint: Constraint, tokens: Sequence[int]) -> Measurement:
+        """The constraint's Measurement of the subnet at its own resolution, from cached parts (pricing.py)."""
+        pricer = next((p for p in self._pricers if p.constraint is constraint), None)
+        if pricer is None:
+            pricer = SubnetPricer(self.supernet, constraint, self.measurable)
+            self._pricers.append(pricer)
+        return pricer.measure(self.space.decode(tokens))
 
     def build(self, tokens: Sequence[int]) -> paddle.nn.Layer:
         subnet = self.space.decode(tokens)

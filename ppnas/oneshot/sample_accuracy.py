@@ -40,7 +40,7 @@ def _baseline(task: SupernetTask, cfg: Mapping[str, Any], constraint: Constraint
         return {"flops": float(cfg["baseline_flops"]), "reward": None, "tokens": None}
     tokens = task.space.init_tokens()
     model = task.build(tokens)
-    measured = measured_subnet(task, constraint, tokens, model)
+    measured = measured_subnet(task, constraint, tokens)
     return {**measured, "reward": task.train_and_evaluate(model)}
 
 

@@ -1,8 +1,9 @@
 """`--phase sample_flops`: FLOPs (and table latency) of random subnets, measured as the search measures them,
 with the baseline (init tokens) marked: is the baseline near the peak, and how much of the space is inside the
 window (United-Perception's sample_flops). It measures the constraint only: no dataset and no trained supernet
-are read (the supernet is built with random weights, only to cut each subnet's plain model from it). Each subnet
-is built and traced (about 0.1 s at 640 px, see docs/oneshot.md), so the progress shows an ETA and
+are read (the supernet is built with random weights, only to cut the parts the pricer traces from it). Subnets are
+priced by cached parts (ppnas/oneshot/pricing.py: the first ones trace their new blocks, later ones cost tens of
+microseconds; 10,000 at 640 px in about 25 s of CPU, see docs/oneshot.md), so the progress shows an ETA and
 `flops_samples` sets the count."""
 
 import json
@@ -14,7 +15,7 @@ from typing import Any, Dict, List, Mapping
 from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError
 from ppnas.observers import Progress
-from ppnas.oneshot.adapters import adapter_class
+from ppnas.oneshot.pricing import subnet_pricer
 from ppnas.oneshot.supernet import build_supernet
 from ppnas.report.figures.distribution import plot_sample_distribution
 from ppnas.report.selection import Window
@@ -35,8 +36,8 @@ def constraint_meta(constraint: Constraint) -> Dict[str, Any]:
 
 def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = False) -> Dict[str, Any]:
     """Draw `flops_samples` random subnets, measure each as the search does, plot the distribution."""
-    supernet = build_supernet(cfg)  # random weights: it only builds each subnet's plain model
-    measurable, space = adapter_class(cfg).measurable, supernet.space
+    supernet = build_supernet(cfg)  # random weights: it only builds the parts the pricer traces
+    pricer, space = subnet_pricer(supernet, constraint, cfg), supernet.space
     count = int(cfg["flops_samples"])
     if count < 1:
         raise ConfigError(f"flops_samples must be at least 1, got {count}")
@@ -44,7 +45,7 @@ def sample_flops(cfg: Mapping[str, Any], constraint: Constraint, quiet: bool = F
 
     def measure(tokens: List[int]) -> Dict[str, Any]:
         subnet = space.decode(tokens)
-        m = constraint.measure(measurable(supernet.plain_model(subnet)), subnet.image_size)
+        m = pricer.measure(subnet)
         return {
             "tokens": tokens,
             "flops": m.flops,

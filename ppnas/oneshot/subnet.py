@@ -17,11 +17,9 @@ from ppnas.oneshot.settings import load_oneshot_config, subnet_tokens_of
 from ppnas.oneshot.supernet import build_supernet
 
 
-def measured_subnet(
-    task: SupernetTask, constraint: Constraint, tokens: List[int], model: paddle.nn.Layer
-) -> Dict[str, Any]:
+def measured_subnet(task: SupernetTask, constraint: Constraint, tokens: List[int]) -> Dict[str, Any]:
     """What the Constraint sees of the subnet (at its own input size), and whether its window admits it."""
-    measurement = constraint.measure(task.measurable(model), task.measure_shape(tokens))
+    measurement = task.price(constraint, tokens)
     return {
         "tokens": tokens,
         "structure": task.decode(tokens),
@@ -38,7 +36,7 @@ def evaluate_subnet(cfg: Mapping[str, Any], constraint: Constraint, finetune: bo
     task = supernet_task(cfg, "finetune_subnet" if finetune else "evaluate_subnet")
     tokens = subnet_tokens_of(cfg, task.space)
     model = task.build(tokens)
-    result = measured_subnet(task, constraint, tokens, model)
+    result = measured_subnet(task, constraint, tokens)
     metric = task.adapter.metric
     result[f"inherited_{metric}"] = task.train_and_evaluate(model)
     name = "subnet_" + "_".join(map(str, tokens))

@@ -36,6 +36,7 @@ from paddleslim.core import Registry
 
 from ppnas.errors import ConfigError
 from ppnas.oneshot.dynamic.convert import plain_copy
+from ppnas.oneshot.pricing import PricePart
 from ppnas.oneshot.space import ElasticSpace, Subnet, merge_declaration, resolve_image_sizes
 from ppnas.oneshot.subnet_file import export_subnet
 
@@ -109,6 +110,11 @@ class Supernet(nn.Layer):
         if training:
             self.train()
         return plain_copy(self)
+
+    def price_parts(self, subnet: Subnet) -> Optional[List[PricePart]]:
+        """The parts the subnet's measurable model is priced by (ppnas/oneshot/pricing.py: a list of PricePart, in
+        execution order, holding every op and parameter of the model once); None: trace the whole model."""
+        return None
 
     def export(self, subnet: Subnet, model: nn.Layer, save_dir: str) -> List[str]:
         """The files that rebuild the subnet: by default its subnet file and weights (ppnas/oneshot/subnet_file.py)."""

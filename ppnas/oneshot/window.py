@@ -1,43 +1,25 @@
 """Window-aware sandwich sampling (`sandwich_sampling: window`, AttentiveNAS-style): the random members of each
 sandwich step are drawn from the uniform sampler and kept only when they fall inside the config's Constraint
-window, measured as the search and sample_flops measure them (each subnet's plain model at the input size it runs
-at). The search only ever scores subnets inside the window, so training the supernet's weights on them spends the
-iterations where they count.
+window, priced as the search and sample_flops price them (ppnas/oneshot/pricing.py, equal to tracing the subnet's
+plain model) at the input size it runs at. The search only ever scores subnets inside the window, so training the
+supernet's weights on them spends the iterations where they count.
 
 Drawing is rejection from the uniform draws of the iteration's RNG, and pricing touches no global RNG, so which
 subnets an iteration trains depends on (seed, iteration) alone: a resumed run draws what the killed one would have.
 """
 
-import contextlib
 import functools
 import random
-from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
-
-import numpy as np
-import paddle
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from ppnas.constraint import Constraint
 from ppnas.errors import ConfigError
-from ppnas.oneshot.adapters import adapter_class
 from ppnas.oneshot.algorithm import sample_tokens
+from ppnas.oneshot.pricing import kept_rng, subnet_pricer
 from ppnas.oneshot.settings import oneshot_constraint
 from ppnas.oneshot.supernet import build_supernet
 
 PRICE_CACHE = 2**16  # priced subnets kept (a tuple and a float each): repeated draws of a small space cost nothing
-
-
-@contextlib.contextmanager
-def kept_rng() -> Iterator[None]:
-    """Run the body without moving paddle's, numpy's or Python's global RNG: building a plain model draws its
-    initial weights, and the iteration's later draws must not depend on how many subnets were priced (a resumed
-    run has an empty cache)."""
-    state = paddle.get_rng_state(), np.random.get_state(), random.getstate()
-    try:
-        yield
-    finally:
-        paddle.set_rng_state(state[0])
-        np.random.set_state(state[1])
-        random.setstate(state[2])
 
 
 class WindowSampler:
@@ -51,19 +33,17 @@ class WindowSampler:
             # trained supernet (its active subnet, its DataParallel wrapper)
             self.supernet = build_supernet(cfg)
         self.space = self.supernet.space
-        self.measurable = adapter_class(cfg).measurable
+        self.pricer = subnet_pricer(self.supernet, constraint, cfg)
         self.constraint = constraint
         self.tries = tries
         self.price = functools.lru_cache(maxsize=PRICE_CACHE)(self._price)
 
     def _price(self, tokens: Tuple[int, ...], size: Optional[Tuple[int, ...]]) -> float:
-        """The constraint's value of the subnet at `size` (None: its own image_size). Tens of ms: a static trace."""
+        """The constraint's value of the subnet at `size` (None: its own image_size), from the cached parts."""
         subnet = self.space.decode(list(tokens))
         if size is not None:
             subnet.image_size = list(size)
-        with kept_rng():
-            model = self.measurable(self.supernet.plain_model(subnet))
-            return self.constraint.measure(model, subnet.image_size).value(self.constraint.ctype)
+        return self.pricer.measure(subnet).value(self.constraint.ctype)
 
     def draw(self, rng: random.Random, size: Optional[Sequence[int]] = None) -> List[int]:
         """Uniform draws until one is inside the window; a ConfigError after `tries` draws outside it."""

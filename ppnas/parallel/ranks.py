@@ -9,7 +9,7 @@ Every rank runs the same `run_search` loop; these views keep the ranks in step:
 With one process `rank_views` returns the parts unchanged.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import paddle
 
@@ -64,6 +64,9 @@ class GroupConstraint:
         return parallel.on_main(
             lambda: self.inner.measure(layer, input_shape), "measuring the candidate", keepalive=False
         )
+
+    def measure_by(self, price: Callable[[Constraint], Measurement]) -> Measurement:
+        return parallel.on_main(lambda: self.inner.measure_by(price), "measuring the candidate", keepalive=False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

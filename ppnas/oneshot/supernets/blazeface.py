@@ -19,17 +19,20 @@ a subnet's BlazeFace takes a slice of the same key, its blaze blocks renumbered 
 then a second 3x3 conv (`..._dw_2`) at the block's stride, as PaddleDetection's 3x3 BlazeBlock does.
 """
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+import functools
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle import ParamAttr
 from paddle.nn.initializer import KaimingNormal
+from ppdet.modeling.backbones.blazenet import BlazeBlock
 
 from ppnas.errors import ConfigError
 from ppnas.oneshot.dynamic.blocks import DynamicConvBN
 from ppnas.oneshot.dynamic.convert import make_dynamic
+from ppnas.oneshot.pricing import PricePart, after
 from ppnas.oneshot.space import ElasticSpace, Subnet
 from ppnas.oneshot.supernet import SUPERNETS, Supernet
 from ppnas.spaces import build_space
@@ -171,6 +174,39 @@ class DynamicBlazeNet(nn.Layer):
         return [outs[-4], outs[-1]]  # PaddleDetection BlazeNet's two outputs
 
 
+class HeadBranch(nn.Layer):
+    """FaceHead's box and score convs of one feature map, as BlazeFaceForward calls them."""
+
+    def __init__(self, box: nn.Layer, score: nn.Layer) -> None:
+        super().__init__()
+        self.box, self.score = box, score
+
+    def forward(self, feat: paddle.Tensor) -> List[paddle.Tensor]:
+        return [self.box(feat), self.score(feat)]
+
+
+def _blaze_block(
+    in_channels: int,
+    filters: Tuple[int, ...],
+    double: bool,
+    use_5x5: bool,
+    act: str,
+    name: str,
+    plain: Callable[[], nn.Layer],
+) -> nn.Layer:
+    """BlazeNet's block of `filters` built alone with BlazeNet's arguments (building a whole model costs 10x)."""
+    if double:
+        kwargs = dict(double_channels=filters[2], stride=filters[3] if len(filters) == 4 else 1)
+    else:
+        kwargs = dict(stride=filters[2] if len(filters) == 3 else 1)
+    return BlazeBlock(in_channels, filters[0], filters[1], use_5x5kernel=use_5x5, act=act, name=name, **kwargs)
+
+
+def _head_branch(feature: int, plain: Callable[[], nn.Layer]) -> nn.Layer:
+    head = plain().blaze_head
+    return HeadBranch(head.box_convs[feature], head.score_convs[feature])
+
+
 @SUPERNETS.register
 class BlazeFaceSupernet(Supernet):
     """BlazeNet + BlazeNeck + FaceHead sharing weights; `model(data)` behaves as PaddleDetection's BlazeFace for
@@ -245,8 +281,8 @@ class BlazeFaceSupernet(Supernet):
         if neck_type != "None":
             raise ConfigError(f"the supernet supports BlazeNeck.neck_type None only (no neck weights), got {neck_type}")
         self.model_cfg = model_cfg
-        act = (model_cfg.get("BlazeNet") or {}).get("act", "relu")
-        self.backbone = DynamicBlazeNet(space, act)
+        self.act = str((model_cfg.get("BlazeNet") or {}).get("act", "relu"))
+        self.backbone = DynamicBlazeNet(space, self.act)
         reference = build_blazeface(self.structure(self.subnet), model_cfg)  # ppdet's neck, head, loss, post-process
         self.neck = reference.neck
         self.blaze_head = make_dynamic(reference.blaze_head)  # its convs follow the subnet's widths
@@ -262,6 +298,27 @@ class BlazeFaceSupernet(Supernet):
 
     def plain_model(self, subnet: Subnet) -> nn.Layer:
         return build_blazeface(self.structure(subnet), self.model_cfg)
+
+    def price_parts(self, subnet: Subnet) -> List[PricePart]:
+        """conv1, each blaze block (its filters and kernel; its input shape is the pricer's), then FaceHead's box
+        and score convs per feature map: BlazeFaceForward runs exactly these (no neck, see check in __init__)."""
+        structure = self.structure(subnet)
+        use_5x5 = structure["use_5x5kernel"]
+        filters = structure["blaze_filters"] + structure["double_blaze_filters"]
+        singles = len(structure["blaze_filters"])
+        in_channels = filters[0][0]  # BlazeNet's conv1 width
+        parts = [PricePart(("conv1", in_channels), lambda plain: plain().backbone.conv1, (None,))]
+        for index, block in enumerate(filters):
+            double = index >= singles
+            name = f"double_blaze_{index - singles}" if double else f"blaze_{index}"
+            settings = (in_channels, tuple(block), double, use_5x5, self.act)
+            parts.append(
+                PricePart(("blaze", *settings), functools.partial(_blaze_block, *settings, name), after(index))
+            )
+            in_channels = block[2] if double else block[1]
+        for feature, source in enumerate((len(filters) - 3, len(filters))):  # BlazeNet's outs[-4] and outs[-1]
+            parts.append(PricePart(("face_head", feature), functools.partial(_head_branch, feature), after(source)))
+        return parts
 
     def summary(self, subnet: Subnet) -> str:
         return structure_block(self.structure(subnet)) + f"\ninput size: {subnet.image_size}"

@@ -13,7 +13,8 @@ a subnet's weights are a slice of the same key.
 """
 
 import copy
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+import functools
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 import paddle
 import paddle.nn as nn
@@ -23,6 +24,7 @@ from paddleseg.models.deeplab import DeepLabV3P
 from ppnas.errors import ConfigError
 from ppnas.oneshot.dynamic.blocks import DynamicConvBN, DynamicInvertedResidual, DynamicStage
 from ppnas.oneshot.dynamic.convert import make_dynamic
+from ppnas.oneshot.pricing import PricePart, after
 from ppnas.oneshot.space import ElasticSpace, Subnet
 from ppnas.oneshot.supernet import SUPERNETS, Supernet
 from ppnas.tasks.segmentation import MODEL_TYPE, export_model, model_block, structure_block
@@ -117,6 +119,42 @@ class ElasticMobileNetV2(nn.Layer):
         return feats
 
 
+class Stem(nn.Layer):
+    """MobileNetV2SegBackbone's stem as its forward calls it."""
+
+    def __init__(self, stem: nn.Layer) -> None:
+        super().__init__()
+        self.stem = stem
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.stem(x, if_act=True)
+
+
+class SegHead(nn.Layer):
+    """DeepLabV3P after its backbone (ASPP, decoder, the logits resized to the image), on given features: PaddleSeg's
+    own forward with the backbone's output replaced by the part's inputs."""
+
+    def __init__(self, model: nn.Layer, features: int) -> None:
+        super().__init__()
+        self.head, self.features = model.head, features
+        self.align_corners, self.data_format = model.align_corners, model.data_format
+        self._feats: List[Any] = []
+
+    def backbone(self, x: paddle.Tensor) -> List[Any]:
+        return self._feats
+
+    def forward(self, x: paddle.Tensor, *used: paddle.Tensor) -> List[paddle.Tensor]:
+        self._feats = [None] * self.features  # the head reads only BACKBONE_INDICES
+        for index, feat in zip(BACKBONE_INDICES, used):
+            self._feats[index] = feat
+        return DeepLabV3P.forward(self, x)
+
+
+def _block_part(index: int, plain: Callable[[], nn.Layer]) -> nn.Layer:
+    backbone = plain().backbone
+    return backbone.head if index == 0 else backbone.blocks[index - 1]
+
+
 @SUPERNETS.register
 class DeepLabV3PSupernet(Supernet):
     """PaddleSeg's DeepLabV3P over an elastic MobileNetV2: `supernet(image)` gives the active subnet's logits."""
@@ -179,6 +217,23 @@ class DeepLabV3PSupernet(Supernet):
 
     def plain_model(self, subnet: Subnet) -> nn.Layer:
         return paddleseg_config({**self.paddleseg, "model": model_block(self.structure(subnet), self.model_cfg)}).model
+
+    def price_parts(self, subnet: Subnet) -> List[PricePart]:
+        """The stem, MobileNetV2's head block and each block (part 1 + b is block b: its in-width, t, c, n, k and
+        stride; it returns its output and its last depthwise output), then the rest of DeepLabV3P on the features
+        it reads (the shortcut's depthwise output and the last block's output) and the image (the logits' size)."""
+        arch = arch_of(subnet.settings, self.output_stride)
+        blocks = [((1, arch.head_channels, 1, 3), 1), *zip(arch.blocks, block_strides(self.output_stride))]
+        parts = [PricePart(("stem",), lambda plain: Stem(plain().backbone.stem), (None,))]
+        in_channels = STEM_CHANNELS
+        for index, (block, stride) in enumerate(blocks):
+            key = ("block", in_channels, *block, stride)
+            parts.append(PricePart(key, functools.partial(_block_part, index), after(index)))
+            in_channels = block[1]
+        features = [(1 + SHORTCUT_BLOCK, 1)] + [(1 + b, 0) for b in FEATURE_BLOCKS]  # the backbone's feature list
+        used = tuple(features[i] for i in BACKBONE_INDICES)
+        parts.append(PricePart(("seg_head",), lambda plain: SegHead(plain(), len(features)), (None, *used)))
+        return parts
 
     def summary(self, subnet: Subnet) -> str:
         return structure_block(self.structure(subnet))
