@@ -19,7 +19,8 @@ HASH_CHARS = 16
 def _replace_with(path: str, write: Callable[[str], None]) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp"
+    # one temporary name per process: data-parallel ranks may write the same file (the FBNet LUT) at once
+    tmp = f"{path}.{os.getpid()}.tmp"
     write(tmp)
     os.replace(tmp, path)
     return path
