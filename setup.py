@@ -16,6 +16,8 @@ INSTALL_REQUIRES = [
     "tqdm>=4.60",
     "visualdl>=2.5",
     "matplotlib>=3.7",
+    # the device-front search's samplers (NSGA-II, TPE, random) and the storage its workers share
+    "optuna==5.1.0",
 ]
 
 setup(

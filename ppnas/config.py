@@ -31,7 +31,10 @@ for _dumper in (yaml.SafeDumper, yaml.Dumper):  # a config holding one dumps as 
 
 
 def command_line_value(value: Any) -> Any:
-    """`value` as parsed from the command line, its text marked as typed there (see `resolve_path`)."""
+    """`value` as parsed from the command line, its text marked as typed there (see `resolve_path`), also inside a
+    list (`-o "tables=[a.txt, b.txt]"`)."""
+    if isinstance(value, list):
+        return [command_line_value(item) for item in value]
     return CommandLineText(value) if isinstance(value, str) else value
 
 

@@ -40,6 +40,7 @@ class CandidateRecord:
     flops: Optional[float] = None
     params: Optional[int] = None
     latency_ms: Optional[float] = None
+    latencies_ms: Optional[Dict[str, float]] = None  # a front search: each device table's latency (ms), by name
     reward: Optional[float] = None
     seconds: float = 0.0
     train_seconds: Optional[float] = None  # training + evaluation; the rest of `seconds` is search overhead

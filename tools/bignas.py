@@ -4,8 +4,9 @@ CONFIG is a detection config (configs/blazeface_bignas.yml: the one-shot keys at
 or a segmentation config (configs/demo/cityscape_bignas_demo.yaml: a PaddleSeg YAML with SLIM.BIGNAS_* keys,
 -o SLIM.BIGNAS_SUBNET_COUNT=40). Phases: train_supnet (train the weight-sharing supernet; -r SAVE_DIR resumes
 it), sample_flops (FLOPs and latency distribution of random subnets), search (rank subnets under the Constraint by
-inherited accuracy and export the best), sample_accuracy (random subnets in flops_range, their Pareto front and
-the top-k at the baseline's FLOPs), evaluate_subnet and finetune_subnet (one subnet:
+inherited accuracy and export the best; with search_mode nsga2 or tpe, or `tables`: one Pareto front per latency
+table and the subnet to ship at each of `budgets_ms`, see docs/oneshot.md), sample_accuracy (random subnets in
+flops_range, their Pareto front and the top-k at the baseline's FLOPs), evaluate_subnet and finetune_subnet (one subnet:
 -o subnet_tokens=2,1,3,8,2,1,2,1,0 or United-Perception's subnet_settings).
 """
 
@@ -22,6 +23,7 @@ from ppnas.cli import phase_choice, run_main
 from ppnas.config import add_override_option
 from ppnas.device import select_device
 from ppnas.observers import add_progress_options
+from ppnas.oneshot.fronts import is_front_search, run_front_search
 from ppnas.oneshot.sample_accuracy import sample_accuracy
 from ppnas.oneshot.sample_flops import sample_flops
 from ppnas.oneshot.search import run_supernet_search
@@ -58,6 +60,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif args.phase == "sample_flops":
         summary = sample_flops(cfg, constraint, quiet=args.quiet)
         print(json.dumps(summary, indent=2))
+    elif args.phase == "search" and is_front_search(cfg):
+        run_front_search(cfg, constraint, args.config, args, resume_dir=args.resume)
     elif args.phase == "search":
         run_supernet_search(cfg, constraint, args.config, args, resume_dir=args.resume)
     elif args.phase == "sample_accuracy":

@@ -45,7 +45,7 @@ class SearchSettings:
     max_failures: int = 5  # consecutive failed candidates before the search stops
 
 
-class _Notifier:
+class Notifier:
     """Fan an event out to every observer."""
 
     def __init__(self, observers: Sequence[SearchObserver]) -> None:
@@ -87,7 +87,7 @@ def run_search(
     observers: Sequence[SearchObserver] = (),
 ) -> SearchResult:
     """Run (or resume) a search until `settings.search_steps` candidates have been rewarded."""
-    notify = _Notifier(observers)
+    notify = Notifier(observers)
     records = history.read()
     done = steps_done(records, settings.client)
     best = best_record(records)
@@ -138,7 +138,7 @@ def _evaluate_candidate(
     tokens: List[int],
     step: int,
     settings: SearchSettings,
-    notify: _Notifier,
+    notify: Notifier,
 ) -> Tuple[CandidateRecord, Optional[paddle.nn.Layer], float]:
     """Tokens -> structure -> model -> constraint -> train -> reward; also the model (None when rejected before
     it was built) and constrained value."""

@@ -7,7 +7,7 @@ files, the other ranks train what it draws (ppnas/parallel/ranks.py).
 
 import logging
 import os
-from typing import Any, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from ppnas import parallel
 from ppnas.constraint import Constraint
@@ -32,16 +32,18 @@ def open_history(
     task_module: str,
     input_shape: Sequence[int],
     weights: bool = True,
+    extra_definition: Optional[Dict[str, Any]] = None,
 ) -> History:
     """The save_dir checked and prepared, for every searching process and the controller server: a new search
-    refuses a folder that holds one, `-r` must continue the same search (search_meta.json's `search` block),
-    and search_meta.json is (re)written. `weights` False: the process saves no model (a controller server)."""
+    refuses a folder that holds one, `-r` must continue the same search (search_meta.json's `search` block, with
+    `extra_definition`: what else defines it, e.g. a front search's tables), and search_meta.json is (re)written.
+    `weights` False: the process saves no model (a controller server)."""
     if options.resume_dir and not os.path.isdir(options.resume_dir):
         raise ConfigError(f"resume directory not found: {options.resume_dir}")
     os.makedirs(options.save_dir, exist_ok=True)
     history = History.in_dir(options.save_dir)
     done = history.read()
-    definition = search_definition(options, constraint, space, input_shape)
+    definition = {**search_definition(options, constraint, space, input_shape), **(extra_definition or {})}
     if options.resume_dir:
         check_same_search(options.save_dir, definition)
     else:

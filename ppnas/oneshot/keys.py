@@ -20,7 +20,11 @@ ONESHOT_KEYS: Dict[str, Any] = {
     "calib_batches": 10,
     "calib_transforms": "train",  # train | eval: the reader whose transforms BN calibration's images go through
     "calib_file": None,  # a fixed list of calibration images in the task's list format; None: the train set
-    "search_mode": "random",  # random | traverse | sanas (ppnas/samplers/)
+    "search_mode": "random",  # random | traverse | sanas (ppnas/samplers/); nsga2 | tpe: the device-front search
+    "tables": None,  # latency tables of the device-front search (ppnas/oneshot/fronts.py); None: the Constraint's
+    "budgets_ms": None,  # latency budgets (ms): a list for every table, or a mapping table name -> list
+    "storage": None,  # Optuna storage URL of the device-front search; None: sqlite in save_dir
+    "population_size": 20,  # NSGA-II's population
     "subnet_count": 500,
     "traverse_stride": 2,
     "flops_samples": 10000,
@@ -55,6 +59,10 @@ SLIM_TYPES: Dict[str, Tuple[type, ...]] = {
     "calib_transforms": (str,),
     "calib_file": (str, type(None)),
     "search_mode": (str,),
+    "tables": (list, str, type(None)),
+    "budgets_ms": (list, dict, int, float, type(None)),
+    "storage": (str, type(None)),
+    "population_size": (int,),
     "subnet_count": (int,),
     "traverse_stride": (int,),
     "flops_samples": (int,),

@@ -27,7 +27,8 @@ from ppnas.oneshot.space import ElasticSpace
 from ppnas.oneshot.supernet import import_custom, supernet_class
 from ppnas.units import parse_count
 
-SEARCH_MODES = ("random", "traverse", "sanas")  # the samplers of ppnas/samplers/ a supernet search can use
+SEARCH_MODES = ("random", "traverse", "sanas", "nsga2", "tpe")  # samplers of a supernet search (nsga2, tpe: Optuna's)
+TABLE_MODES = ("random", "nsga2", "tpe")  # the samplers of a front search (`tables`: ppnas/oneshot/fronts.py)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "area")  # paddle.nn.functional.interpolate's 2-D modes
 SANDWICH_SAMPLINGS = ("uniform", "window")  # how train_supnet draws the random members (ppnas/oneshot/window.py)
 CALIB_TRANSFORMS = ("train", "eval")  # the task's reader whose transforms BN calibration's images go through
@@ -85,6 +86,10 @@ def load_oneshot_config(path: str, overrides: Sequence[str] = (), save_dir: Opti
     cfg["sample_strategy"] = check_strategy(cfg["sample_strategy"], float(cfg["distill_weight"]))
     if cfg["search_mode"] not in SEARCH_MODES:
         raise ConfigError(f"search_mode must be one of {', '.join(SEARCH_MODES)}, got {cfg['search_mode']!r}")
+    if cfg["tables"] not in (None, "", []) and cfg["search_mode"] not in TABLE_MODES:
+        raise ConfigError(
+            f"tables: a front search draws with search_mode {', '.join(TABLE_MODES)}, got {cfg['search_mode']!r}"
+        )
     if cfg["sandwich_sampling"] not in SANDWICH_SAMPLINGS:
         raise ConfigError(
             f"sandwich_sampling must be one of {', '.join(SANDWICH_SAMPLINGS)}, got {cfg['sandwich_sampling']!r}"

@@ -1,0 +1,59 @@
+"""fronts.png: one panel per device table, side by side: every evaluated subnet (reward against that table's latency),
+the table's Pareto front, the budgets as dashed lines and the subnet chosen under each (a star)."""
+
+from typing import Any, Dict, Mapping, Sequence
+
+from matplotlib.figure import Figure
+
+from ppnas.report.figures.style import FIGURE_INCHES
+
+PANEL_INCHES = 4.6  # width of one table's panel; the figure is at least FIGURE_INCHES wide
+
+
+def fronts_figure(
+    rows: Sequence[Mapping[str, Any]], devices: Sequence[Any], tables: Mapping[str, Dict[str, Any]], metric: str
+) -> Figure:
+    """`rows`: evaluated subnets (`latencies_ms` by table name, `reward`); `tables`: fronts.json's per-table part."""
+    width = max(FIGURE_INCHES[0], PANEL_INCHES * len(devices))
+    figure = Figure(figsize=(width, FIGURE_INCHES[1]))
+    axes = figure.subplots(1, len(devices), squeeze=False, sharey=True)[0]
+    for panel, device in zip(axes, devices):
+        table = tables[device.name]
+        panel.scatter(
+            [r["latencies_ms"][device.name] for r in rows],
+            [r["reward"] for r in rows],
+            s=14,
+            color="tab:gray",
+            alpha=0.45,
+            label=f"evaluated ({len(rows)})",
+        )
+        front = table["front"]
+        panel.plot(
+            [r["latency_ms"] for r in front],
+            [r["reward"] for r in front],
+            drawstyle="steps-post",
+            color="tab:red",
+            marker="o",
+            markerfacecolor="none",
+            label=f"Pareto front ({len(front)})",
+        )
+        for entry in table["budgets"]:
+            panel.axvline(entry["budget_ms"], color="tab:blue", linestyle="--", linewidth=1)
+            if entry["subnet"] is not None:
+                chosen = entry["subnet"]
+                panel.scatter([chosen["latency_ms"]], [chosen["reward"]], marker="*", s=180, color="tab:blue", zorder=5)
+                panel.annotate(
+                    f"≤ {entry['budget_ms']:g} ms",
+                    (chosen["latency_ms"], chosen["reward"]),
+                    fontsize=8,
+                    xytext=(4, -12),
+                    textcoords="offset points",
+                )
+        panel.set_title(f"{device.name}", fontsize=10)
+        panel.set_xlabel("latency on this table (ms)")
+        panel.grid(alpha=0.3)
+    axes[0].set_ylabel(f"inherited {metric}")
+    axes[0].legend(loc="lower right", fontsize=8)
+    figure.suptitle("one supernet, one Pareto front per device (stars: the subnet shipped under each dashed budget)")
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    return figure
