@@ -72,7 +72,7 @@ def test_bad_strategy_and_an_existing_supernet(capsys, tmp_path, tiny_wider, tra
     _one_line_exit_2(code, err, "error: ")
     assert "already holds a supernet trained to iteration 1: resume it with -r " in err
     code, out, err = run_bignas(capsys, "-c", str(config), "--phase", "search", "-o", "search_mode=grid")
-    _one_line_exit_2(code, err, "error: search_mode must be one of random, traverse, sanas, got 'grid'")
+    _one_line_exit_2(code, err, "error: search_mode must be one of random, traverse, sanas, nsga2, tpe, got 'grid'")
 
 
 def test_a_search_uses_a_supernet_trained_elsewhere_and_refuses_a_mismatched_one(capsys, tmp_path, tiny_wider, trained):
