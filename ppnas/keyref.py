@@ -124,6 +124,7 @@ BIGNAS: Dict[str, Doc] = {
     "budgets_ms": ("ms", "latency budgets: the subnet to ship under each, per table (a list, or table name -> list)"),
     "storage": ("URL", "Optuna storage the front search's workers share (sqlite:///, postgresql://); null: save_dir"),
     "population_size": ("subnets", "NSGA-II's population (search_mode nsga2)"),
+    "predictor_after": ("subnets", "evaluations before a predictor skips draws it rates dominated; 0: off"),
     "subnet_count": ("subnets", "subnets inside the window the search and sample_accuracy phases evaluate"),
     "traverse_stride": ("tokens", "grid step of search_mode traverse"),
     "flops_samples": ("subnets", "random subnets sample_flops prices (10,000 in about 25 s of CPU at 640 px)"),

@@ -164,3 +164,35 @@ def test_a_killed_worker_resumes_without_losing_or_repeating(capsys, tmp_path, t
     assert code == 0, err
     after = [tuple(r["tokens"]) for r in history.trained()]
     assert after[: len(before)] == before and len(set(after)) == len(after) and len(after) in (12, 13)
+
+
+def test_the_predictor_learns_an_additive_metric_and_reports_held_out_tau():
+    import random
+
+    from ppnas.oneshot.predictor import AccuracyPredictor
+
+    ranges = [6, 8, 12, 12, 6, 6, 6, 6, 1]
+    rng = random.Random(0)
+    weights = [[rng.random() for _ in range(n)] for n in ranges]
+    tokens = [[rng.randrange(n) for n in ranges] for _ in range(60)]
+    metric = [sum(w[t] for w, t in zip(weights, row)) for row in tokens]
+    predictor = AccuracyPredictor(ranges)
+    assert predictor.held_out_tau(tokens[:8], metric[:8])["kendall_tau"] is None  # too few to hold any out
+    held_out = predictor.held_out_tau(tokens, metric)
+    assert held_out["kendall_tau"] > 0.6 and held_out["p_value"] < 1e-6 and held_out["subnets"] == 60
+    shuffled = metric[1:] + metric[:1]  # no relation to the tokens: nothing to learn
+    assert abs(predictor.held_out_tau(tokens, shuffled)["kendall_tau"]) < 0.3
+
+
+def test_screened_draws_are_recorded_as_rejected_never_as_measured(capsys, tmp_path, tiny_wider, trained, board_table):
+    keys = front_keys([TABLE_855, board_table], subnet_count=12, predictor_after=4)
+    config = with_supernet(trained, tmp_path, tiny_wider, **keys)
+    code, _, err = run_bignas(capsys, "-c", str(config), "--phase", "search", "--quiet")
+    assert code == 0, err
+    records = History.in_dir(str(tmp_path / "out")).read()
+    screened = [r for r in records if str(r.get("reason")).startswith("screened by the accuracy predictor")]
+    assert all(r["status"] == "rejected" and r["reward"] is None for r in screened)
+    assert len([r for r in records if r["status"] == "trained"]) == 12
+    predictor = json.loads((tmp_path / "out" / "fronts.json").read_text())["predictor"]
+    assert predictor["after"] == 4 and predictor["screened"] == len(screened) and predictor["held_out"]["subnets"] == 12
+    assert predictor["held_out"]["kendall_tau"] is not None

@@ -44,6 +44,7 @@ from ppnas.history import CandidateRecord, History, steps_done
 from ppnas.interrupts import held_back, resume_hint
 from ppnas.oneshot.devices import DeviceTable, check_devices, device_tables, tables_definition
 from ppnas.oneshot.evaluate import SupernetTask
+from ppnas.oneshot.predictor import AccuracyPredictor
 from ppnas.oneshot.search import supernet_task
 from ppnas.report.selection import pareto_front
 from ppnas.samplers.optuna_study import open_storage, open_study, optuna_sampler, suggest_tokens, tokens_of
@@ -55,6 +56,8 @@ FRONTS_JSON = "fronts.json"
 FRONTS_PNG = "fronts.png"
 STORAGE_FILE = "optuna.db"
 WORKERS_DIR = "workers"
+SCREENED = "screened by the accuracy predictor"  # a rejected record's reason when the predictor skipped it
+SCREEN_LIMIT = 50  # skips in a row after which the next subnet is evaluated whatever its prediction
 
 
 def is_front_search(cfg: Mapping[str, Any]) -> bool:
@@ -119,6 +122,9 @@ class FrontObjective:
         self.rejected = 0
         self.failures = 0
         self.trained = steps_done(history.read(), client)
+        self.predictor_after = int(settings["predictor_after"])
+        self.predictor = AccuracyPredictor(task.space.range_table()) if self.predictor_after else None
+        self.screened_in_a_row = 0
 
     def __call__(self, trial: optuna.Trial) -> Tuple[float, ...]:
         tokens = suggest_tokens(trial, self.task.space.range_table())
@@ -128,10 +134,14 @@ class FrontObjective:
             if known.get("status") != "trained":
                 raise optuna.TrialPruned(known.get("reason"))
             return self._values(known)
-        record = self._evaluate(tokens)
+        record = self._evaluate(tokens, trial.study)
         with held_back():  # a Ctrl-C waits for the line; Optuna's record of the trial follows it
             self.history.append(record)
         self.notify.on_candidate(record, {})
+        if record.status == "rejected" and record.reason.startswith(SCREENED):
+            self.screened_in_a_row += 1
+            raise optuna.TrialPruned(record.reason)
+        self.screened_in_a_row = 0
         if record.status == "rejected":
             self.rejected += 1
             if self.rejected >= self.max_rejects:
@@ -168,7 +178,21 @@ class FrontObjective:
         budgeted = [d for d in self.devices if d.budgets_ms]
         return bool(budgeted) and all(latencies[d.name] > d.budgets_ms[-1] for d in budgeted)
 
-    def _evaluate(self, tokens: List[int]) -> CandidateRecord:
+    def _screened(self, tokens: List[int], latencies: Mapping[str, float], study: optuna.Study) -> Optional[str]:
+        """Why the predictor skips this subnet: an evaluated subnet beats its predicted metric at no more latency, on
+        every table. None: evaluate it (also while too few are evaluated, and after SCREEN_LIMIT skips in a row)."""
+        evaluated = _distinct_trials(study)
+        if self.predictor is None or len(evaluated) < self.predictor_after or self.screened_in_a_row >= SCREEN_LIMIT:
+            return None
+        self.predictor.fit([list(t) for t in evaluated], [trial.values[0] for trial in evaluated.values()])
+        predicted = self.predictor.predict(tokens)
+        values = [trial.values for trial in evaluated.values()]
+        for index, device in enumerate(self.devices, start=1):
+            if not any(v[0] >= predicted and v[index] <= latencies[device.name] for v in values):
+                return None
+        return f"{SCREENED}: predicted metric {predicted:.4f} is beaten at no more latency on every table"
+
+    def _evaluate(self, tokens: List[int], study: optuna.Study) -> CandidateRecord:
         start = time.time()
         latencies = {d.name: float(self.task.price(d.constraint, tokens).latency_ms) for d in self.devices}
         measured = self.task.price(self.constraint, tokens)
@@ -189,6 +213,8 @@ class FrontObjective:
             reason = "over the largest budget on every table: " + ", ".join(
                 f"{k} {v:.3f} ms" for k, v in latencies.items()
             )
+        if reason is None:
+            reason = self._screened(tokens, latencies, study)
         if reason is not None:
             return CandidateRecord(status="rejected", reason=reason, seconds=time.time() - start, **common)
         model = self.task.build(tokens)
@@ -269,12 +295,26 @@ class _Exporter:
         return {"folder": folder, "files": files, "export_command": command or None}
 
 
+def _predictor_summary(
+    rows: Sequence[Mapping[str, Any]], task: SupernetTask, after: int, save_dir: str
+) -> Optional[Dict[str, Any]]:
+    """The predictor's held-out Kendall tau on the evaluated subnets, and how many draws it skipped here."""
+    if not after:
+        return None
+    predictor = AccuracyPredictor(task.space.range_table())
+    held_out = predictor.held_out_tau([r["tokens"] for r in rows], [r["reward"] for r in rows])
+    records = History.in_dir(save_dir).read()
+    screened = sum(1 for r in records if str(r.get("reason") or "").startswith(SCREENED))
+    return {"after": after, "screened": screened, "held_out": held_out}
+
+
 def write_fronts(
     save_dir: str,
     study: optuna.Study,
     devices: Sequence[DeviceTable],
     task: SupernetTask,
     config_path: str,
+    predictor_after: int = 0,
 ) -> Dict[str, Any]:
     """fronts.json (per table: front, budget winners and their exports), the exports and fronts.png."""
     from ppnas.report.figures.fronts import fronts_figure
@@ -301,6 +341,7 @@ def write_fronts(
             budgets.append(entry)
         tables[device.name] = {"table_file": device.path, "front": front, "budgets": budgets}
     summary = {
+        "predictor": _predictor_summary(rows, task, predictor_after, save_dir),
         "evaluated": len(rows),
         "metric": task.adapter.metric,
         "tables": tables,
@@ -370,7 +411,7 @@ def run_front_search(
         rows = len(_distinct_trials(study))
         notify.on_end(SearchResult(steps_done=rows, best=None, exported=[]))
         with _locked(save_dir):
-            summary = write_fronts(save_dir, study, devices, task, config_path)
+            summary = write_fronts(save_dir, study, devices, task, config_path, int(cfg["predictor_after"]))
     write_report(save_dir)
     _print_summary(summary)
     return summary

@@ -25,6 +25,7 @@ ONESHOT_KEYS: Dict[str, Any] = {
     "budgets_ms": None,  # latency budgets (ms): a list for every table, or a mapping table name -> list
     "storage": None,  # Optuna storage URL of the device-front search; None: sqlite in save_dir
     "population_size": 20,  # NSGA-II's population
+    "predictor_after": 0,  # front search: screen draws with an accuracy predictor once this many are evaluated; 0: off
     "subnet_count": 500,
     "traverse_stride": 2,
     "flops_samples": 10000,
@@ -63,6 +64,7 @@ SLIM_TYPES: Dict[str, Tuple[type, ...]] = {
     "budgets_ms": (list, dict, int, float, type(None)),
     "storage": (str, type(None)),
     "population_size": (int,),
+    "predictor_after": (int,),
     "subnet_count": (int,),
     "traverse_stride": (int,),
     "flops_samples": (int,),
