@@ -36,7 +36,6 @@ import optuna
 from ppnas.constraint import Constraint
 from ppnas.engine.loop import Notifier
 from ppnas.engine.meta import META_FILE
-from ppnas.engine.options import search_options
 from ppnas.engine.protocols import SearchResult
 from ppnas.engine.runner import open_history, report_module
 from ppnas.errors import ConstraintError, ControllerError, ParallelError
@@ -45,7 +44,7 @@ from ppnas.interrupts import held_back, resume_hint
 from ppnas.oneshot.devices import DeviceTable, check_devices, device_tables, tables_definition
 from ppnas.oneshot.evaluate import SupernetTask
 from ppnas.oneshot.predictor import AccuracyPredictor
-from ppnas.oneshot.search import supernet_task
+from ppnas.oneshot.search import subnet_search_options, supernet_task
 from ppnas.report.selection import pareto_front
 from ppnas.samplers.optuna_study import open_storage, open_study, optuna_sampler, suggest_tokens, tokens_of
 from ppnas.storage import atomic_write_json
@@ -318,7 +317,7 @@ def write_fronts(
 ) -> Dict[str, Any]:
     """fronts.json (per table: front, budget winners and their exports), the exports and fronts.png."""
     from ppnas.report.figures.fronts import fronts_figure
-    from ppnas.report.figures.style import save_figure
+    from ppnas.report.figures.style import REWARD_NAMES, save_figure
 
     rows = evaluated_rows(study, devices)
     exporter = _Exporter(task, config_path)
@@ -347,7 +346,8 @@ def write_fronts(
         "tables": tables,
         "figure": os.path.join(save_dir, FRONTS_PNG),
     }
-    save_figure(fronts_figure(rows, devices, tables, task.adapter.metric), summary["figure"])
+    label = REWARD_NAMES.get(task.kind, task.adapter.metric)
+    save_figure(fronts_figure(rows, devices, tables, label), summary["figure"])
     atomic_write_json(os.path.join(save_dir, FRONTS_JSON), summary)
     return summary
 
@@ -377,18 +377,7 @@ def run_front_search(
     save_dir = resume_dir or cfg["save_dir"]
     joins = resume_dir or os.path.isfile(os.path.join(save_dir, META_FILE))  # a worker joins the search there
     mode = str(cfg["search_mode"])
-    options = search_options(
-        cfg,
-        config_path,
-        task.kind,
-        args,
-        space_name=task.space_name,
-        init_tokens=space.init_tokens(),
-        search_steps=int(cfg["subnet_count"]),
-        save_dir=save_dir,
-        resume_dir=save_dir if joins else None,
-        sampler=mode,
-    )
+    options = subnet_search_options(task, cfg, config_path, args, mode, save_dir, save_dir if joins else None)
     extra = {"tables": tables_definition(devices), "storage": cfg["storage"]}
     history = open_history(options, constraint, space, report_module(task), task.input_shape, extra_definition=extra)
     directions = ["maximize"] + ["minimize"] * len(devices)

@@ -12,7 +12,7 @@ weights), so `tools/report.py` works unchanged. Only the reward differs: `Supern
 from typing import Any, Mapping, Optional
 
 from ppnas.constraint import Constraint
-from ppnas.engine.options import search_options
+from ppnas.engine.options import SearchOptions, search_options
 from ppnas.engine.protocols import SearchResult
 from ppnas.engine.runner import run_task
 from ppnas.oneshot.evaluate import SupernetEvaluator, SupernetTask
@@ -33,7 +33,21 @@ def run_subnet_sampling(
     resume_dir: Optional[str] = None,
 ) -> SearchResult:
     """`subnet_count` subnets of `sampler` inside the constraint's window, into `save_dir`'s history."""
-    options = search_options(
+    options = subnet_search_options(task, cfg, config_path, args, sampler, save_dir, resume_dir)
+    return run_task(task, options, constraint)
+
+
+def subnet_search_options(
+    task: SupernetTask,
+    cfg: Mapping[str, Any],
+    config_path: str,
+    args: Any,
+    sampler: str,
+    save_dir: str,
+    resume_dir: Optional[str],
+) -> SearchOptions:
+    """The search options of a search over the supernet: `subnet_count` subnets of `sampler` into `save_dir`."""
+    return search_options(
         cfg,
         config_path,
         task.kind,
@@ -46,7 +60,6 @@ def run_subnet_sampling(
         sampler=sampler,
         traverse_stride=int(cfg["traverse_stride"]),
     )
-    return run_task(task, options, constraint)
 
 
 def run_supernet_search(

@@ -13,7 +13,8 @@ PANEL_INCHES = 4.6  # width of one table's panel; the figure is at least FIGURE_
 def fronts_figure(
     rows: Sequence[Mapping[str, Any]], devices: Sequence[Any], tables: Mapping[str, Dict[str, Any]], metric: str
 ) -> Figure:
-    """`rows`: evaluated subnets (`latencies_ms` by table name, `reward`); `tables`: fronts.json's per-table part."""
+    """`rows`: evaluated subnets (`latencies_ms` by table name, `reward`); `tables`: fronts.json's per-table part;
+    `metric`: the reward's name (AP@0.5, mIoU)."""
     width = max(FIGURE_INCHES[0], PANEL_INCHES * len(devices))
     figure = Figure(figsize=(width, FIGURE_INCHES[1]))
     axes = figure.subplots(1, len(devices), squeeze=False, sharey=True)[0]
