@@ -1,0 +1,171 @@
+"""Issue 16's detection ranking test on the hard demo set: python bench/det_ranking.py [--stage supernet|all].
+
+The reference is bench/scratch_reference.py's: 16 subnets stratified by FLOPs over the demo window, each trained
+from scratch with REFERENCE_SEEDS at REFERENCE_SCHEDULE on REFERENCE_DATA (the hard variant, 300 val images),
+cached and resumable (`python bench/scratch_reference.py run` trains what is missing, in pieces). Its AP is the
+seed mean; its own ceiling is the Kendall tau of each seed alone against the mean of the others.
+
+The supernet is the demo one-shot config on the same data and readers, trained for SUPERNET_SCHEDULES x one
+candidate's iterations (resumable; its thread CPU time is counted over every resumed piece); each reference subnet
+is then evaluated with inherited weights (BN calibrated), timed in thread CPU time in this run. Cost: per-subnet
+speedup against the reference's CPU per run (thread CPU time too), and the number of subnets at which the supernet
+pays for itself (`break_even_subnets`)."""
+
+import ppnas  # noqa: F401  # isort: skip
+import json
+import os
+import pathlib
+import statistics
+import time
+from typing import Any, Dict, List, Mapping, Optional
+
+from common import machine
+from scipy.stats import kendalltau
+from scratch_reference import (
+    DATA_ROOT,
+    REFERENCE_DATA,
+    REFERENCE_SCHEDULE,
+    REFERENCE_SEEDS,
+    cache_key,
+    pair_taus,
+    read_cache,
+    reference_members,
+    split_taus,
+)
+
+from ppnas.oneshot.checkpoint import Checkpoint
+from ppnas.oneshot.settings import load_oneshot_config
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG = str(ROOT / "configs" / "demo" / "blazeface_bignas_demo.yml")
+SUPERNET_SCHEDULES = 4  # the supernet trains this many times one candidate's iterations (issue 16)
+SUPERNET_DIR = ROOT / "output" / "det_ranking_supernet"
+SUPERNET_CPU = SUPERNET_DIR / "bench_cpu_seconds.json"  # thread CPU time of its training, over every resumed run
+
+
+def supernet_config(data_dir: pathlib.Path, sandwich: str) -> Dict[str, Any]:
+    """The demo one-shot config on the reference's data, at its input size and batch size."""
+    size = REFERENCE_SCHEDULE.input_size
+    overrides = [
+        f"TrainDataset.dataset_dir={data_dir}",
+        f"EvalDataset.dataset_dir={data_dir}",
+        f"max_iters={SUPERNET_SCHEDULES * REFERENCE_SCHEDULE.max_iters}",
+        f"input_size={size}",
+        f"TrainReader.batch_size={REFERENCE_SCHEDULE.batch_size}",
+        f"sandwich_sampling={sandwich}",
+        "checkpoint_every=100",
+        f"save_dir={SUPERNET_DIR}",
+    ]
+    return load_oneshot_config(CONFIG, overrides)
+
+
+def _supernet_cpu_seconds(more: float = 0.0) -> float:
+    spent = json.loads(SUPERNET_CPU.read_text())["cpu_seconds"] if SUPERNET_CPU.exists() else 0.0
+    if more:
+        SUPERNET_CPU.write_text(json.dumps({"cpu_seconds": spent + more}) + "\n")
+    return spent + more
+
+
+def train(cfg: Mapping[str, Any]) -> Dict[str, Any]:
+    """The supernet trained to max_iters (resumed when cut short)."""
+    from ppnas.oneshot.train import train_supernet
+
+    state = Checkpoint.of(cfg).state()
+    if state is None or state["iteration"] < int(cfg["max_iters"]):
+        start = time.thread_time()
+        train_supernet(cfg, resume=state is not None, quiet=True)
+        _supernet_cpu_seconds(time.thread_time() - start)
+    return Checkpoint.of(cfg).state()
+
+
+def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[str, Any]]:
+    """The reference from the cache (it must be complete: `python bench/scratch_reference.py run`), the supernet,
+    the inherited APs and the comparison."""
+    from ppnas.oneshot.evaluate import SupernetEvaluator
+
+    schedule, data = REFERENCE_SCHEDULE, REFERENCE_DATA
+    cfg = supernet_config(data.ensure(DATA_ROOT), sandwich)
+    state = train(cfg)
+    if stage == "supernet":
+        return None
+    members = [m for m in reference_members(schedule, data) if m["label"].startswith("bin")]
+    records = read_cache()
+    keys = [[cache_key(m["structure"], s, schedule, data) for s in REFERENCE_SEEDS] for m in members]
+    missing = sum(key not in records for row in keys for key in row)
+    if missing:
+        raise SystemExit(
+            f"the reference lacks {missing} of {len(keys) * len(REFERENCE_SEEDS)} from-scratch runs: run "
+            "python bench/scratch_reference.py run (resumable) first"
+        )
+    matrix = [[records[key]["ap"] for key in row] for row in keys]
+    scratch_cpu = statistics.mean(records[key]["cpu_seconds"] for row in keys for key in row)
+    evaluator = SupernetEvaluator.from_checkpoint(cfg)
+    evaluator.evaluate(members[0]["tokens"])  # warm-up: the calibration batches are fetched once
+    inherited: List[Dict[str, float]] = []
+    for member in members:
+        start = time.thread_time()
+        inherited.append({"ap": evaluator.evaluate(member["tokens"]), "cpu_seconds": time.thread_time() - start})
+    reference = [statistics.mean(row) for row in matrix]
+    scores = [r["ap"] for r in inherited]
+    tau = kendalltau(scores, reference)
+    splits = split_taus(matrix)
+    known = [t["tau"] for t in splits if t["tau"] is not None]
+    eval_cpu = statistics.mean(r["cpu_seconds"] for r in inherited)
+    supernet_cpu = _supernet_cpu_seconds()
+    return {
+        "task": "detection",
+        "kendall_tau": float(tau.statistic),
+        "kendall_p_value": float(tau.pvalue),
+        "reference_tau_ceiling": statistics.mean(known) if known else None,
+        "reference_split_taus": splits,
+        "reference_pair_taus": pair_taus(
+            {m["label"]: dict(zip(REFERENCE_SEEDS, row)) for m, row in zip(members, matrix)}, REFERENCE_SEEDS
+        ),
+        "reference_seed_std_median": statistics.median(statistics.stdev(row) for row in matrix),
+        "subnets": len(members),
+        "seeds": list(REFERENCE_SEEDS),
+        "val_images": data.val,
+        "eval_cpu_seconds_per_subnet": eval_cpu,
+        "scratch_cpu_seconds_per_run": scratch_cpu,
+        "speedup": scratch_cpu / eval_cpu,
+        "break_even_subnets": supernet_cpu / (scratch_cpu - eval_cpu),
+        "supernet_iters": state["iteration"],
+        "supernet_train_cpu_seconds": supernet_cpu,
+        "sandwich_sampling": sandwich,
+        "schedule": schedule.key(),
+        "data": data.fingerprint(),
+        "calib_batches": int(cfg["calib_batches"]),
+        "members": [
+            {
+                "label": m["label"],
+                "tokens": m["tokens"],
+                "flops": m["flops"],
+                "inherited_ap": score,
+                "scratch_ap_by_seed": row,
+                "scratch_ap_mean": mean,
+            }
+            for m, score, row, mean in zip(members, scores, matrix, reference)
+        ],
+        "machine": {**machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
+    }
+
+
+def main() -> None:
+    import argparse
+
+    from common import save_result
+
+    from ppnas.interrupts import handled
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", choices=["supernet", "all"], default="all", help="supernet: train it only")
+    parser.add_argument("--sandwich", choices=["uniform", "window"], default="uniform")
+    args = parser.parse_args()
+    with handled():  # SIGTERM stops it like Ctrl-C: the supernet checkpoint and every cached run are kept
+        result = detection_ranking(args.stage, args.sandwich)
+    if result is not None:
+        save_result("oneshot_ranking", result)
+
+
+if __name__ == "__main__":
+    main()
