@@ -35,7 +35,7 @@ def _table_paths(cfg: Mapping[str, Any], constraint: Constraint) -> List[str]:
     items = [tables] if isinstance(tables, str) else list(tables)
     paths = []
     for item in items:
-        path = resolve_path(cfg, str(item))
+        path = resolve_path(cfg, item if isinstance(item, str) else str(item))  # keeps "typed on the command line"
         if not os.path.isfile(path):
             raise ConfigError(f"tables: latency table not found: {path}")
         paths.append(path)

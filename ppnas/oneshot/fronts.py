@@ -339,14 +339,14 @@ def write_fronts(
                 entry["export"] = exporter.export(chosen["tokens"], folder)
             budgets.append(entry)
         tables[device.name] = {"table_file": device.path, "front": front, "budgets": budgets}
+    label = REWARD_NAMES.get(task.kind, task.adapter.metric)
     summary = {
         "predictor": _predictor_summary(rows, task, predictor_after, save_dir),
         "evaluated": len(rows),
-        "metric": task.adapter.metric,
+        "metric": label,
         "tables": tables,
         "figure": os.path.join(save_dir, FRONTS_PNG),
     }
-    label = REWARD_NAMES.get(task.kind, task.adapter.metric)
     save_figure(fronts_figure(rows, devices, tables, label), summary["figure"])
     atomic_write_json(os.path.join(save_dir, FRONTS_JSON), summary)
     return summary

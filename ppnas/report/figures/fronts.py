@@ -1,7 +1,7 @@
 """fronts.png: one panel per device table, side by side: every evaluated subnet (reward against that table's latency),
 the table's Pareto front, the budgets as dashed lines and the subnet chosen under each (a star)."""
 
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from matplotlib.figure import Figure
 
@@ -38,23 +38,26 @@ def fronts_figure(
             markerfacecolor="none",
             label=f"Pareto front ({len(front)})",
         )
+        chosen: Dict[Tuple[int, ...], List[float]] = {}  # one star per shipped subnet, naming all its budgets
         for entry in table["budgets"]:
             panel.axvline(entry["budget_ms"], color="tab:blue", linestyle="--", linewidth=1)
             if entry["subnet"] is not None:
-                chosen = entry["subnet"]
-                panel.scatter([chosen["latency_ms"]], [chosen["reward"]], marker="*", s=180, color="tab:blue", zorder=5)
+                chosen.setdefault(tuple(entry["subnet"]["tokens"]), []).append(entry["budget_ms"])
+        for row in front:
+            budgets = chosen.get(tuple(row["tokens"]))
+            if budgets:
+                panel.scatter([row["latency_ms"]], [row["reward"]], marker="*", s=180, color="tab:blue", zorder=5)
+                text = "≤ " + ", ".join(f"{b:g}" for b in budgets) + " ms"
                 panel.annotate(
-                    f"≤ {entry['budget_ms']:g} ms",
-                    (chosen["latency_ms"], chosen["reward"]),
-                    fontsize=8,
-                    xytext=(4, -12),
-                    textcoords="offset points",
+                    text, (row["latency_ms"], row["reward"]), fontsize=8, xytext=(6, -12), textcoords="offset points"
                 )
         panel.set_title(f"{device.name}", fontsize=10)
         panel.set_xlabel("latency on this table (ms)")
         panel.grid(alpha=0.3)
     axes[0].set_ylabel(f"inherited {metric}")
     axes[0].legend(loc="lower right", fontsize=8)
-    figure.suptitle("one supernet, one Pareto front per device (stars: the subnet shipped under each dashed budget)")
+    budgeted = any(table["budgets"] for table in tables.values())
+    stars = " (stars: the subnet shipped under each dashed budget)" if budgeted else ""
+    figure.suptitle(f"one supernet, one Pareto front per device{stars}")
     figure.tight_layout(rect=(0, 0, 1, 0.95))
     return figure
