@@ -124,6 +124,7 @@ class FrontObjective:
         self.predictor_after = int(settings["predictor_after"])
         self.predictor = AccuracyPredictor(task.space.range_table()) if self.predictor_after else None
         self.screened_in_a_row = 0
+        self.fitted_on = 0  # how many evaluated subnets the predictor was last fitted on
 
     def __call__(self, trial: optuna.Trial) -> Tuple[float, ...]:
         tokens = suggest_tokens(trial, self.task.space.range_table())
@@ -183,7 +184,9 @@ class FrontObjective:
         evaluated = _distinct_trials(study)
         if self.predictor is None or len(evaluated) < self.predictor_after or self.screened_in_a_row >= SCREEN_LIMIT:
             return None
-        self.predictor.fit([list(t) for t in evaluated], [trial.values[0] for trial in evaluated.values()])
+        if len(evaluated) != self.fitted_on:  # refit only when more subnets are evaluated, not on every draw
+            self.predictor.fit([list(t) for t in evaluated], [trial.values[0] for trial in evaluated.values()])
+            self.fitted_on = len(evaluated)
         predicted = self.predictor.predict(tokens)
         values = [trial.values for trial in evaluated.values()]
         for index, device in enumerate(self.devices, start=1):
@@ -397,8 +400,7 @@ def run_front_search(
         with resume_hint(save_dir):
             if done < count:
                 study.optimize(objective, callbacks=[_stop_at(count)], gc_after_trial=False)
-        rows = len(_distinct_trials(study))
-        notify.on_end(SearchResult(steps_done=rows, best=None, exported=[]))
+        notify.on_end(SearchResult(steps_done=len(_distinct_trials(study)), best=None, exported=[]))
         with _locked(save_dir):
             summary = write_fronts(save_dir, study, devices, task, config_path, int(cfg["predictor_after"]))
     write_report(save_dir)
