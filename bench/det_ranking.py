@@ -1,4 +1,4 @@
-"""Issue 16's detection ranking test on the hard demo set: python bench/det_ranking.py [--stage supernet|all].
+"""The detection half of bench/oneshot_ranking.py (issue 16; see its docstring): the ranking test on the hard demo set.
 
 The reference is bench/scratch_reference.py's: 16 subnets stratified by FLOPs over the demo window, each trained
 from scratch with REFERENCE_SEEDS at REFERENCE_SCHEDULE on REFERENCE_DATA (the hard variant, 300 val images),
@@ -23,6 +23,7 @@ from common import machine
 from scipy.stats import kendalltau
 from scratch_reference import (
     DATA_ROOT,
+    REFERENCE_BINS,
     REFERENCE_DATA,
     REFERENCE_SCHEDULE,
     REFERENCE_SEEDS,
@@ -30,6 +31,7 @@ from scratch_reference import (
     pair_taus,
     read_cache,
     reference_members,
+    run_reference,
     split_taus,
 )
 
@@ -79,11 +81,14 @@ def train(cfg: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[str, Any]]:
-    """The reference from the cache (it must be complete: `python bench/scratch_reference.py run`), the supernet,
-    the inherited APs and the comparison."""
+    """stage `scratch`: the from-scratch reference only; `supernet`: the supernet only; `all`: the reference from
+    the cache (it must be complete), the supernet, the inherited APs and the comparison."""
     from ppnas.oneshot.evaluate import SupernetEvaluator
 
     schedule, data = REFERENCE_SCHEDULE, REFERENCE_DATA
+    if stage == "scratch":
+        run_reference(schedule, data, REFERENCE_SEEDS, REFERENCE_BINS)
+        return None
     cfg = supernet_config(data.ensure(DATA_ROOT), sandwich)
     state = train(cfg)
     if stage == "supernet":
@@ -95,7 +100,7 @@ def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[st
     if missing:
         raise SystemExit(
             f"the reference lacks {missing} of {len(keys) * len(REFERENCE_SEEDS)} from-scratch runs: run "
-            "python bench/scratch_reference.py run (resumable) first"
+            "python bench/oneshot_ranking.py --stage scratch (resumable) first"
         )
     matrix = [[records[key]["ap"] for key in row] for row in keys]
     scratch_cpu = statistics.mean(records[key]["cpu_seconds"] for row in keys for key in row)
@@ -148,24 +153,3 @@ def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[st
         ],
         "machine": {**machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")},
     }
-
-
-def main() -> None:
-    import argparse
-
-    from common import save_result
-
-    from ppnas.interrupts import handled
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=["supernet", "all"], default="all", help="supernet: train it only")
-    parser.add_argument("--sandwich", choices=["uniform", "window"], default="uniform")
-    args = parser.parse_args()
-    with handled():  # SIGTERM stops it like Ctrl-C: the supernet checkpoint and every cached run are kept
-        result = detection_ranking(args.stage, args.sandwich)
-    if result is not None:
-        save_result("oneshot_ranking", result)
-
-
-if __name__ == "__main__":
-    main()

@@ -390,10 +390,23 @@ def reference_members(schedule: Schedule, data: DemoData, bins: int = REFERENCE_
     return members
 
 
-def run_reference(schedule: Schedule, data: DemoData, seeds: Sequence[int], bins: int) -> None:
-    """Seed-major order: a partial run already has every member at the first seeds."""
-    members = reference_members(schedule, data, bins)
-    for seed, member in itertools.product(seeds, members):
+def reference_runs(
+    members: Sequence[Mapping[str, Any]], seeds: Sequence[int], shard: Tuple[int, int] = (0, 1)
+) -> List[Tuple[int, Mapping[str, Any]]]:
+    """(seed, member) pairs: the stratified subnets first (the ranking needs only them), seed-major so a partial
+    run already has every member at the first seeds; then the hand-made tokens and NAS_V2. `shard` (index, count)
+    keeps every count-th pair from index: one process per core shares the list without training a run twice."""
+    ranked = [m for m in members if m["label"].startswith("bin")]
+    extras = [m for m in members if not m["label"].startswith("bin")]
+    index, count = shard
+    return [*itertools.product(seeds, ranked), *itertools.product(seeds, extras)][index::count]
+
+
+def run_reference(
+    schedule: Schedule, data: DemoData, seeds: Sequence[int], bins: int, shard: Tuple[int, int] = (0, 1)
+) -> None:
+    """Trains this shard's runs of the reference set (`reference_runs`)."""
+    for seed, member in reference_runs(reference_members(schedule, data, bins), seeds, shard):
         extra = {"label": member["label"], "tokens": member.get("tokens")}
         result = scratch_ap(member["structure"], seed, schedule, data, extra=extra)
         state = "cached" if result.cached else f"{result.cpu_seconds:.0f} s CPU"
@@ -502,14 +515,26 @@ def noise_report(schedule: Schedule, data: DemoData, seeds: Sequence[int], bins:
     }
 
 
+def shard_arg(text: str) -> Tuple[int, int]:
+    """`--shard 0/2` -> (0, 2)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected INDEX/COUNT such as 0/2, got {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"INDEX must be in [0, COUNT), got {text!r}")
+    return index, count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["run", "report"])
     parser.add_argument("--bins", type=int, default=REFERENCE_BINS)
+    parser.add_argument("--shard", type=shard_arg, default=(0, 1), help="INDEX/COUNT: this process's share of runs")
     args = parser.parse_args()
     if args.action == "run":
         with handled():  # SIGTERM stops it like Ctrl-C (paddle's own handler dumps and aborts slowly)
-            run_reference(REFERENCE_SCHEDULE, REFERENCE_DATA, REFERENCE_SEEDS, args.bins)
+            run_reference(REFERENCE_SCHEDULE, REFERENCE_DATA, REFERENCE_SEEDS, args.bins, args.shard)
     save_result("scratch_reference", noise_report(REFERENCE_SCHEDULE, REFERENCE_DATA, REFERENCE_SEEDS, args.bins))
 
 

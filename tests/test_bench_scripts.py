@@ -1,6 +1,7 @@
 """Benchmark scripts as a user runs them: the shipped table by default, bad input as one line, no litter."""
 
 import zlib  # noqa: F401  # isort: skip  # before paddle, see ppnas/__init__.py
+import argparse
 import importlib.util
 import json
 import os
@@ -39,3 +40,16 @@ def test_search_overhead_leaves_no_folder_behind(tmp_path, monkeypatch):
     assert os.listdir(scratch) == []  # the generated set and the search's save_dir are gone
     saved = json.loads((tmp_path / "results" / "search_overhead.json").read_text())
     assert saved["steps"] == 1 and saved["candidates"]["trained"] == 1
+
+
+def test_reference_shards_split_the_runs_once_ranked_subnets_first(monkeypatch):
+    bench = _load("scratch_reference", monkeypatch)
+    members = [{"label": "bin00"}, {"label": "hand_made"}, {"label": "bin01"}]
+    every = [(seed, m["label"]) for seed, m in bench.reference_runs(members, (0, 1))]
+    assert every == [(0, "bin00"), (0, "bin01"), (1, "bin00"), (1, "bin01"), (0, "hand_made"), (1, "hand_made")]
+    halves = [[(s, m["label"]) for s, m in bench.reference_runs(members, (0, 1), (i, 2))] for i in (0, 1)]
+    assert sorted(halves[0] + halves[1]) == sorted(every) and not set(halves[0]) & set(halves[1])
+    assert bench.shard_arg("1/2") == (1, 2)
+    for bad in ("2/2", "x", "1/2/3"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench.shard_arg(bad)
