@@ -46,6 +46,7 @@ SUPERNET_SCHEDULES = 4  # the supernet trains this many times one candidate's it
 SUPERNET_DIR = ROOT / "output" / "det_ranking_supernet"
 SUPERNET_CPU = SUPERNET_DIR / "bench_cpu_seconds.json"  # thread CPU time of its training, over every resumed run
 FIGURE = RESULTS / "oneshot_ranking.png"
+LONG_RUN = RESULTS / "scratch_learning_curve_160px_t1000_v300_f8_hard.jsonl"
 
 
 def supernet_config(data_dir: pathlib.Path, sandwich: str) -> Dict[str, Any]:
@@ -106,6 +107,9 @@ def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[st
             "python bench/oneshot_ranking.py --stage scratch (resumable) first"
         )
     matrix = [[records[key]["ap"] for key in row] for row in keys]
+    curves = progress_means([[records[key] for key in row] for row in keys])
+    late, last = sorted(curves[0])[-2:]  # is the order settled by the end of the schedule?
+    settled = kendalltau([c[late] for c in curves], [c[last] for c in curves])
     scratch_cpu = statistics.mean(records[key]["cpu_seconds"] for row in keys for key in row)
     evaluator = SupernetEvaluator.from_checkpoint(cfg)
     evaluator.evaluate(members[0]["tokens"])  # warm-up: the calibration batches are fetched once
@@ -119,7 +123,7 @@ def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[st
     splits = split_taus(matrix)
     known = [t["tau"] for t in splits if t["tau"] is not None]
     eval_cpu = statistics.mean(r["cpu_seconds"] for r in inherited)
-    ranking_figure(scores, matrix, float(tau.statistic), str(FIGURE))
+    ranking_figure(scores, matrix, curves, float(tau.statistic))
     supernet_cpu = _supernet_cpu_seconds()
     return {
         "task": "detection",
@@ -130,6 +134,7 @@ def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[st
         "reference_pair_taus": pair_taus(
             {m["label"]: dict(zip(REFERENCE_SEEDS, row)) for m, row in zip(members, matrix)}, REFERENCE_SEEDS
         ),
+        "reference_tau_late_vs_end": {"iters": [late, last], "tau": float(settled.statistic)},
         "reference_seed_std_median": statistics.median(statistics.stdev(row) for row in matrix),
         "subnets": len(members),
         "seeds": list(REFERENCE_SEEDS),
@@ -144,6 +149,7 @@ def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[st
         "schedule": schedule.key(),
         "data": data.fingerprint(),
         "calib_batches": int(cfg["calib_batches"]),
+        "figure": str(FIGURE.relative_to(ROOT)),
         "members": [
             {
                 "label": m["label"],
@@ -159,15 +165,45 @@ def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[st
     }
 
 
-def ranking_figure(inherited: List[float], matrix: List[List[float]], tau: float, path: str) -> str:
-    """Inherited AP against the from-scratch seed mean, one point per subnet, the bar spanning its seeds."""
-    fig = Figure(figsize=FIGURE_INCHES)
-    ax = fig.add_subplot(1, 1, 1)
+def progress_means(rows: List[List[Mapping[str, Any]]]) -> List[Dict[int, float]]:
+    """Per subnet: iteration -> seed-mean AP@0.5 at the points its runs recorded (1/4, 1/2, 3/4 and the end)."""
+    means = []
+    for runs in rows:
+        by_iter: Dict[int, List[float]] = {}
+        for run in runs:
+            for point in run["progress"]:
+                by_iter.setdefault(point["iter"], []).append(point["ap_iou"]["0.50"])
+        means.append({i: statistics.mean(aps) for i, aps in sorted(by_iter.items())})
+    return means
+
+
+def long_run() -> Optional[Dict[str, Any]]:
+    """The one run of the smallest subnet trained twice as long (bench/scratch_learning_curve.py --hard)."""
+    return json.loads(LONG_RUN.read_text().splitlines()[0]) if LONG_RUN.exists() else None
+
+
+def ranking_figure(
+    inherited: List[float], matrix: List[List[float]], curves: List[Dict[int, float]], tau: float
+) -> str:
+    """Left: the reference's learning curves (seed means) and the long run; right: inherited AP against the
+    from-scratch seed mean, one point per subnet, the bar spanning its seeds."""
+    fig = Figure(figsize=(FIGURE_INCHES[0] * 2, FIGURE_INCHES[1]))
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for curve in curves:
+        left.plot(list(curve), list(curve.values()), color="tab:blue", alpha=0.5, marker="o", markersize=3)
+    longer = long_run()
+    if longer is not None:
+        points = longer["points"]
+        left.plot([p["iter"] for p in points], [p["ap"] for p in points], "k--", label=f"{longer['label']}, seed 0")
+        left.legend(loc="lower right", fontsize="small")
+    left.set_xlabel(f"training iterations (batch {REFERENCE_SCHEDULE.batch_size}, {REFERENCE_SCHEDULE.input_size} px)")
+    left.set_ylabel(f"from-scratch AP@0.5, mean of {len(matrix[0])} seeds")
+    left.set_title(f"the reference: {len(curves)} subnets, {REFERENCE_DATA.val} val images")
     means = [statistics.mean(row) for row in matrix]
     below = [m - min(row) for m, row in zip(means, matrix)]
     above = [max(row) - m for m, row in zip(means, matrix)]
-    ax.errorbar(inherited, means, yerr=[below, above], fmt="o", capsize=3)
-    ax.set_xlabel("inherited AP@0.5 (supernet weights, BN calibrated)")
-    ax.set_ylabel(f"from-scratch AP@0.5, mean and range of {len(matrix[0])} seeds")
-    ax.set_title(f"{len(matrix)} BlazeFace subnets, hard demo set: Kendall tau {tau:.2f}")
-    return save_figure(fig, path)
+    right.errorbar(inherited, means, yerr=[below, above], fmt="o", capsize=3)
+    right.set_xlabel("inherited AP@0.5 (supernet weights, BN calibrated)")
+    right.set_ylabel(f"from-scratch AP@0.5, mean and range of {len(matrix[0])} seeds")
+    right.set_title(f"inherited against from scratch: Kendall tau {tau:.2f}")
+    return save_figure(fig, str(FIGURE))
