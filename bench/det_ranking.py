@@ -17,7 +17,7 @@ import os
 import pathlib
 import statistics
 import time
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from common import RESULTS, machine
 from matplotlib.figure import Figure
@@ -84,9 +84,11 @@ def train(cfg: Mapping[str, Any]) -> Dict[str, Any]:
     return Checkpoint.of(cfg).state()
 
 
-def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[str, Any]]:
+def detection_ranking(
+    stage: str, sandwich: str = "uniform", seeds: Sequence[int] = REFERENCE_SEEDS
+) -> Optional[Dict[str, Any]]:
     """stage `scratch`: the from-scratch reference only; `supernet`: the supernet only; `all`: the reference from
-    the cache (it must be complete), the supernet, the inherited APs and the comparison."""
+    the cache (complete at `seeds`), the supernet, the inherited APs and the comparison."""
     from ppnas.oneshot.evaluate import SupernetEvaluator
 
     schedule, data = REFERENCE_SCHEDULE, REFERENCE_DATA
@@ -99,11 +101,11 @@ def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[st
         return None
     members = [m for m in reference_members(schedule, data) if m["label"].startswith("bin")]
     records = read_cache()
-    keys = [[cache_key(m["structure"], s, schedule, data) for s in REFERENCE_SEEDS] for m in members]
+    keys = [[cache_key(m["structure"], s, schedule, data) for s in seeds] for m in members]
     missing = sum(key not in records for row in keys for key in row)
     if missing:
         raise SystemExit(
-            f"the reference lacks {missing} of {len(keys) * len(REFERENCE_SEEDS)} from-scratch runs: run "
+            f"the reference lacks {missing} of {len(keys) * len(seeds)} from-scratch runs: run "
             "python bench/oneshot_ranking.py --stage scratch (resumable) first"
         )
     matrix = [[records[key]["ap"] for key in row] for row in keys]
@@ -131,13 +133,11 @@ def detection_ranking(stage: str, sandwich: str = "uniform") -> Optional[Dict[st
         "kendall_p_value": float(tau.pvalue),
         "reference_tau_ceiling": statistics.mean(known) if known else None,
         "reference_split_taus": splits,
-        "reference_pair_taus": pair_taus(
-            {m["label"]: dict(zip(REFERENCE_SEEDS, row)) for m, row in zip(members, matrix)}, REFERENCE_SEEDS
-        ),
+        "reference_pair_taus": pair_taus({m["label"]: dict(zip(seeds, row)) for m, row in zip(members, matrix)}, seeds),
         "reference_tau_late_vs_end": {"iters": [late, last], "tau": float(settled.statistic)},
         "reference_seed_std_median": statistics.median(statistics.stdev(row) for row in matrix),
         "subnets": len(members),
-        "seeds": list(REFERENCE_SEEDS),
+        "seeds": list(seeds),
         "val_images": data.val,
         "eval_cpu_seconds_per_subnet": eval_cpu,
         "scratch_cpu_seconds_per_run": scratch_cpu,

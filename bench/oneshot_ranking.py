@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--subnets", type=int, default=12, help="segmentation: how many subnets")
     parser.add_argument("--reuse", default=None, help="segmentation: save_dir of a finished train_supnet run")
     parser.add_argument("--sandwich", choices=["uniform", "window"], default="uniform", help="detection supernet")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="detection: the reference's seeds to use (default all)"
+    )
     args = parser.parse_args()
     if args.task == "segmentation" and args.stage == "supernet":
         parser.error("--stage supernet is for --task detection (segmentation: scratch or all)")
@@ -48,9 +51,9 @@ def main() -> None:
             result = segmentation_ranking(args.subnets, args.stage, args.reuse)
             name = "oneshot_ranking_segmentation"
         else:
-            from det_ranking import detection_ranking
+            from det_ranking import REFERENCE_SEEDS, detection_ranking
 
-            result = detection_ranking(args.stage, args.sandwich)
+            result = detection_ranking(args.stage, args.sandwich, args.seeds or REFERENCE_SEEDS)
             name = "oneshot_ranking"
     if result is not None:
         save_result(name, result)
