@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from common import RESULTS, machine
 from matplotlib.figure import Figure
 from scipy.stats import kendalltau
+from scratch_learning_curve import load_runs, reference_points
 from scratch_reference import (
     DATA_ROOT,
     REFERENCE_BINS,
@@ -109,7 +110,7 @@ def detection_ranking(
             "python bench/oneshot_ranking.py --stage scratch (resumable) first"
         )
     matrix = [[records[key]["ap"] for key in row] for row in keys]
-    curves = progress_means([[records[key] for key in row] for row in keys])
+    curves = progress_means(members, [[records[key] for key in row] for row in keys])
     late, last = sorted(curves[0])[-2:]  # is the order settled by the end of the schedule?
     settled = kendalltau([c[late] for c in curves], [c[last] for c in curves])
     scratch_cpu = statistics.mean(records[key]["cpu_seconds"] for row in keys for key in row)
@@ -165,21 +166,16 @@ def detection_ranking(
     }
 
 
-def progress_means(rows: List[List[Mapping[str, Any]]]) -> List[Dict[int, float]]:
+def progress_means(members: List[Mapping[str, Any]], rows: List[List[Mapping[str, Any]]]) -> List[Dict[int, float]]:
     """Per subnet: iteration -> seed-mean AP@0.5 at the points its runs recorded (1/4, 1/2, 3/4 and the end)."""
-    means = []
-    for runs in rows:
-        by_iter: Dict[int, List[float]] = {}
-        for run in runs:
-            for point in run["progress"]:
-                by_iter.setdefault(point["iter"], []).append(point["ap_iou"]["0.50"])
-        means.append({i: statistics.mean(aps) for i, aps in sorted(by_iter.items())})
-    return means
+    points = [reference_points(runs, m["tokens"], "0.50") for m, runs in zip(members, rows)]
+    return [{i: statistics.mean(aps) for i, aps in sorted(by_iter.items())} for by_iter in points]
 
 
 def long_run() -> Optional[Dict[str, Any]]:
     """The one run of the smallest subnet trained twice as long (bench/scratch_learning_curve.py --hard)."""
-    return json.loads(LONG_RUN.read_text().splitlines()[0]) if LONG_RUN.exists() else None
+    runs = load_runs(LONG_RUN)
+    return runs[0] if runs else None
 
 
 def ranking_figure(
