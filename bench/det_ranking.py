@@ -12,7 +12,6 @@ speedup against the reference's CPU per run (thread CPU time too), and the numbe
 pays for itself (`break_even_subnets`)."""
 
 import ppnas  # noqa: F401  # isort: skip
-import json
 import os
 import pathlib
 import statistics
@@ -36,18 +35,25 @@ from scratch_reference import (
     run_reference,
     split_taus,
 )
+from supernet_training import supernet_cpu_seconds, train_counted
 
-from ppnas.oneshot.checkpoint import Checkpoint
 from ppnas.oneshot.settings import load_oneshot_config
 from ppnas.report.figures.style import FIGURE_INCHES, save_figure
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIG = str(ROOT / "configs" / "demo" / "blazeface_bignas_demo.yml")
 SUPERNET_SCHEDULES = 4  # the supernet trains this many times one candidate's iterations (issue 16)
-SUPERNET_DIR = ROOT / "output" / "det_ranking_supernet"
-SUPERNET_CPU = SUPERNET_DIR / "bench_cpu_seconds.json"  # thread CPU time of its training, over every resumed run
-FIGURE = RESULTS / "oneshot_ranking.png"
 LONG_RUN = RESULTS / "scratch_learning_curve_160px_t1000_v300_f8_hard.jsonl"
+
+
+def run_name(sandwich: str) -> str:
+    """The result's and figure's name: uniform sampling (BigNAS parity) is the benchmark of record, window its
+    variant, each with its own supernet so both can train side by side."""
+    return "oneshot_ranking" if sandwich == "uniform" else f"oneshot_ranking_{sandwich}"
+
+
+def supernet_dir(sandwich: str) -> pathlib.Path:
+    return ROOT / "output" / ("det_ranking_supernet" if sandwich == "uniform" else f"det_ranking_supernet_{sandwich}")
 
 
 def supernet_config(data_dir: pathlib.Path, sandwich: str) -> Dict[str, Any]:
@@ -61,28 +67,9 @@ def supernet_config(data_dir: pathlib.Path, sandwich: str) -> Dict[str, Any]:
         f"TrainReader.batch_size={REFERENCE_SCHEDULE.batch_size}",
         f"sandwich_sampling={sandwich}",
         "checkpoint_every=100",
-        f"save_dir={SUPERNET_DIR}",
+        f"save_dir={supernet_dir(sandwich)}",
     ]
     return load_oneshot_config(CONFIG, overrides)
-
-
-def _supernet_cpu_seconds(more: float = 0.0) -> float:
-    spent = json.loads(SUPERNET_CPU.read_text())["cpu_seconds"] if SUPERNET_CPU.exists() else 0.0
-    if more:
-        SUPERNET_CPU.write_text(json.dumps({"cpu_seconds": spent + more}) + "\n")
-    return spent + more
-
-
-def train(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """The supernet trained to max_iters (resumed when cut short)."""
-    from ppnas.oneshot.train import train_supernet
-
-    state = Checkpoint.of(cfg).state()
-    if state is None or state["iteration"] < int(cfg["max_iters"]):
-        start = time.thread_time()
-        train_supernet(cfg, resume=state is not None, quiet=True)
-        _supernet_cpu_seconds(time.thread_time() - start)
-    return Checkpoint.of(cfg).state()
 
 
 def detection_ranking(
@@ -97,7 +84,7 @@ def detection_ranking(
         run_reference(schedule, data, REFERENCE_SEEDS, REFERENCE_BINS)
         return None
     cfg = supernet_config(data.ensure(DATA_ROOT), sandwich)
-    state = train(cfg)
+    state = train_counted(cfg)
     if stage == "supernet":
         return None
     members = [m for m in reference_members(schedule, data) if m["label"].startswith("bin")]
@@ -126,8 +113,8 @@ def detection_ranking(
     splits = split_taus(matrix)
     known = [t["tau"] for t in splits if t["tau"] is not None]
     eval_cpu = statistics.mean(r["cpu_seconds"] for r in inherited)
-    ranking_figure(scores, matrix, curves, float(tau.statistic))
-    supernet_cpu = _supernet_cpu_seconds()
+    figure = ranking_figure(scores, matrix, curves, float(tau.statistic), RESULTS / f"{run_name(sandwich)}.png")
+    supernet_cpu = supernet_cpu_seconds(cfg)
     return {
         "task": "detection",
         "kendall_tau": float(tau.statistic),
@@ -150,7 +137,7 @@ def detection_ranking(
         "schedule": schedule.key(),
         "data": data.fingerprint(),
         "calib_batches": int(cfg["calib_batches"]),
-        "figure": str(FIGURE.relative_to(ROOT)),
+        "figure": str(pathlib.Path(figure).relative_to(ROOT)),
         "members": [
             {
                 "label": m["label"],
@@ -179,7 +166,7 @@ def long_run() -> Optional[Dict[str, Any]]:
 
 
 def ranking_figure(
-    inherited: List[float], matrix: List[List[float]], curves: List[Dict[int, float]], tau: float
+    inherited: List[float], matrix: List[List[float]], curves: List[Dict[int, float]], tau: float, path: pathlib.Path
 ) -> str:
     """Left: the reference's learning curves (seed means) and the long run; right: inherited AP against the
     from-scratch seed mean, one point per subnet, the bar spanning its seeds."""
@@ -202,4 +189,4 @@ def ranking_figure(
     right.set_xlabel("inherited AP@0.5 (supernet weights, BN calibrated)")
     right.set_ylabel(f"from-scratch AP@0.5, mean and range of {len(matrix[0])} seeds")
     right.set_title(f"inherited against from scratch: Kendall tau {tau:.2f}")
-    return save_figure(fig, str(FIGURE))
+    return save_figure(fig, str(path))

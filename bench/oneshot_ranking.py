@@ -11,6 +11,7 @@ Every cost is thread CPU time; `break_even_subnets` counts the supernet's traini
     python bench/scratch_reference.py run --shard 0/2 & python bench/scratch_reference.py run --shard 1/2
     python bench/oneshot_ranking.py --stage supernet      # the supernet only (resumable), beside the reference
     python bench/oneshot_ranking.py                       # bench/results/oneshot_ranking.json
+    python bench/oneshot_ranking.py --sandwich window     # its own supernet: bench/results/oneshot_ranking_window.json
 
 `--task segmentation` does the same for the DeepLabV3+ supernet (configs/demo/cityscape_bignas_demo.yaml) with
 issue 14's method (bench/seg_ranking.py): `--subnets` subnets spread over the FLOPs of random subnets
@@ -24,13 +25,14 @@ val images (more than the demo's 10: a steadier mIoU) score both; the supernet i
 
 import ppnas  # noqa: F401  # isort: skip
 import argparse
+from typing import List, Optional
 
 from common import save_result
 
-from ppnas.interrupts import handled
+from ppnas.cli import run_main
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=["detection", "segmentation"], default="detection")
     parser.add_argument("--stage", choices=["scratch", "supernet", "all"], default="all")
@@ -40,24 +42,24 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=None, help="detection: the reference's seeds to use (default all)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.task == "segmentation" and args.stage == "supernet":
         parser.error("--stage supernet is for --task detection (segmentation: scratch or all)")
-    # SIGTERM stops it like Ctrl-C: the supernet checkpoint and every finished from-scratch run are kept
-    with handled():
-        if args.task == "segmentation":
-            from seg_ranking import segmentation_ranking
+    # run_main: SIGTERM stops it like Ctrl-C, in one line; the supernet checkpoint and every finished run are kept
+    if args.task == "segmentation":
+        from seg_ranking import segmentation_ranking
 
-            result = segmentation_ranking(args.subnets, args.stage, args.reuse)
-            name = "oneshot_ranking_segmentation"
-        else:
-            from det_ranking import REFERENCE_SEEDS, detection_ranking
+        result = segmentation_ranking(args.subnets, args.stage, args.reuse)
+        name = "oneshot_ranking_segmentation"
+    else:
+        from det_ranking import REFERENCE_SEEDS, detection_ranking, run_name
 
-            result = detection_ranking(args.stage, args.sandwich, args.seeds or REFERENCE_SEEDS)
-            name = "oneshot_ranking"
+        result = detection_ranking(args.stage, args.sandwich, args.seeds or REFERENCE_SEEDS)
+        name = run_name(args.sandwich)
     if result is not None:
         save_result(name, result)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

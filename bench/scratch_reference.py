@@ -32,11 +32,11 @@ from common import RESULTS, machine, save_result
 from ppdet.metrics import VOCMetric
 from scipy.stats import kendalltau
 
+from ppnas.cli import run_main
 from ppnas.config import load_config, merge
 from ppnas.constraint import Constraint
 from ppnas.demo.wider import make_wider_demo
 from ppnas.engine.seeding import seed_everything
-from ppnas.interrupts import handled
 from ppnas.spaces import build_space
 from ppnas.tasks.detection import BlazeFaceTask, with_search_defaults
 
@@ -526,17 +526,18 @@ def shard_arg(text: str) -> Tuple[int, int]:
     return index, count
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["run", "report"])
     parser.add_argument("--bins", type=int, default=REFERENCE_BINS)
     parser.add_argument("--shard", type=shard_arg, default=(0, 1), help="INDEX/COUNT: this process's share of runs")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.action == "run":
-        with handled():  # SIGTERM stops it like Ctrl-C (paddle's own handler dumps and aborts slowly)
-            run_reference(REFERENCE_SCHEDULE, REFERENCE_DATA, REFERENCE_SEEDS, args.bins, args.shard)
+        # run_main handles SIGTERM like Ctrl-C, in one line (paddle's own handler dumps and aborts slowly)
+        run_reference(REFERENCE_SCHEDULE, REFERENCE_DATA, REFERENCE_SEEDS, args.bins, args.shard)
     save_result("scratch_reference", noise_report(REFERENCE_SCHEDULE, REFERENCE_DATA, REFERENCE_SEEDS, args.bins))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

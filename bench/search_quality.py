@@ -60,13 +60,13 @@ from scratch_reference import (
 
 from latency.builder import measure_models_us
 from latency.engine import EngineSettings, export_model
+from ppnas.cli import run_main
 from ppnas.config import merge
 from ppnas.constraint import Constraint
 from ppnas.device import select_device
 from ppnas.engine.options import search_options
 from ppnas.engine.runner import run_task
 from ppnas.history import History, best_record
-from ppnas.interrupts import handled
 from ppnas.oneshot.search import run_supernet_search
 from ppnas.oneshot.settings import load_oneshot_config, oneshot_constraint
 from ppnas.oneshot.subnet import evaluate_subnet
@@ -486,19 +486,19 @@ def figure(table: Mapping[str, Mapping[str, Any]], path: str) -> Optional[str]:
     return save_figure(fig, path)
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["prepare", "worker", "report"])
     parser.add_argument("index", nargs="?", type=int, default=0, help="worker 0 or 1")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.action == "prepare":
         prepare()
     elif args.action == "worker":
-        with handled():  # SIGTERM stops it like Ctrl-C
-            worker(args.index)
+        worker(args.index)  # run_main handles SIGTERM like Ctrl-C, in one line
     else:
         save_result("search_quality", report())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from common import machine
 from scipy.stats import kendalltau
 from scratch_reference import CACHE, append_record, pair_taus, read_cache, run_key, split_taus
+from supernet_training import supernet_cpu_seconds, train_counted
 
 from ppnas.config import override_pairs
 from ppnas.constraint import Constraint
@@ -44,7 +45,6 @@ DATA = {
 }
 DATA_DIR = ROOT / "output" / "seg_ranking_data" / "t40_v40_s128x256_seed0"
 SUPERNET_DIR = ROOT / "output" / "seg_ranking_supernet"
-SUPERNET_CPU = SUPERNET_DIR / "bench_cpu_seconds.json"  # thread CPU time of its training, over every resumed run
 PICK_SEED = 0
 # Subnets are spread over the 5th-95th percentile of random subnets' FLOPs at the crop (sample_flops of the
 # demo config: 206-279 MFLOPs), wider than the demo's search window [210, 240]: a ranking test needs subnets
@@ -135,28 +135,15 @@ def scratch_miou(task: DeepLabTask, subnet: Mapping[str, Any], seed: int) -> Dic
     return record
 
 
-def _supernet_cpu_seconds(more: float = 0.0) -> float:
-    """The supernet's training CPU seconds so far, plus `more` (written back when more were spent)."""
-    spent = json.loads(SUPERNET_CPU.read_text())["cpu_seconds"] if SUPERNET_CPU.exists() else 0.0
-    if more:
-        SUPERNET_CPU.write_text(json.dumps({"cpu_seconds": spent + more}) + "\n")
-    return spent + more
-
-
 def inherited(cfg: Mapping[str, Any], subnets: Sequence[Mapping[str, Any]], reuse: Optional[str]) -> Dict[str, Any]:
     """The supernet (a finished demo run's, or trained here to the config's max_iters, resumable) and each
     subnet's inherited mIoU with its thread CPU time."""
     from ppnas.oneshot.evaluate import SupernetEvaluator
-    from ppnas.oneshot.train import train_supernet
 
     cfg = {**cfg, "supernet_dir": os.path.abspath(reuse) if reuse else None}
     if not reuse:
         cfg["save_dir"] = str(SUPERNET_DIR)
-        state = Checkpoint.of(cfg).state()
-        if state is None or state["iteration"] < int(cfg["max_iters"]):
-            start = time.thread_time()
-            train_supernet(cfg, resume=state is not None, quiet=True)
-            _supernet_cpu_seconds(time.thread_time() - start)
+        train_counted(cfg)
     state = Checkpoint.of(cfg).state()
     evaluator = SupernetEvaluator.from_checkpoint(cfg)
     evaluator.evaluate(subnets[0]["tokens"])  # warm-up: the calibration batches are fetched once
@@ -168,7 +155,7 @@ def inherited(cfg: Mapping[str, Any], subnets: Sequence[Mapping[str, Any]], reus
         "runs": out,
         "supernet_iters": state["iteration"],
         "supernet_train_wall_seconds": state["train_seconds"],
-        "supernet_train_cpu_seconds": None if reuse else _supernet_cpu_seconds(),
+        "supernet_train_cpu_seconds": None if reuse else supernet_cpu_seconds(cfg),
         "supernet": reuse or str(SUPERNET_DIR),
     }
 

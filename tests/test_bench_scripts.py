@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import tempfile
+import time
 
 import pytest
 from conftest import LATENCY_855, ROOT
@@ -53,3 +54,24 @@ def test_reference_shards_split_the_runs_once_ranked_subnets_first(monkeypatch):
     for bad in ("2/2", "x", "1/2/3"):
         with pytest.raises(argparse.ArgumentTypeError):
             bench.shard_arg(bad)
+
+
+def test_supernet_training_counts_the_cpu_of_a_killed_piece(tmp_path, monkeypatch):
+    """break_even_subnets counts the whole supernet training: a run killed before its first checkpoint too."""
+    from ppnas.oneshot import train as oneshot_train
+
+    bench = _load("supernet_training", monkeypatch)
+
+    def killed_after_some_work(cfg, resume, quiet):
+        assert resume is False  # no checkpoint yet: a fresh start
+        busy_until = time.thread_time() + 0.2
+        while time.thread_time() < busy_until:
+            pass
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(oneshot_train, "train_supernet", killed_after_some_work)
+    cfg = {"save_dir": str(tmp_path / "not_made_yet"), "max_iters": 10}
+    for piece in (1, 2):
+        with pytest.raises(KeyboardInterrupt):
+            bench.train_counted(cfg)
+        assert bench.supernet_cpu_seconds(cfg) >= 0.2 * piece
