@@ -49,8 +49,8 @@ LONG_RUN = RESULTS / "scratch_learning_curve_160px_t1000_v300_f8_hard.jsonl"
 
 
 def run_name(sandwich: str) -> str:
-    """The result's and figure's name: uniform sampling (BigNAS parity) is the benchmark of record, window its
-    variant, each with its own supernet so both can train side by side."""
+    """The result's and figure's name: uniform sampling (BigNAS parity, the default) keeps the issue's name, window
+    is its variant; each has its own supernet, so both can train side by side."""
     return "oneshot_ranking" if sandwich == "uniform" else f"oneshot_ranking_{sandwich}"
 
 
