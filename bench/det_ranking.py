@@ -48,14 +48,18 @@ CALIB_VARIANTS = ({"calib_transforms": "eval", "calib_batches": 16},)
 LONG_RUN = RESULTS / "scratch_learning_curve_160px_t1000_v300_f8_hard.jsonl"
 
 
+def _variant(sandwich: str) -> str:
+    """Uniform sampling (BigNAS parity, the default) keeps the issue's names, window adds its suffix; each rule has
+    its own supernet, result and figure, so both can train side by side."""
+    return "" if sandwich == "uniform" else f"_{sandwich}"
+
+
 def run_name(sandwich: str) -> str:
-    """The result's and figure's name: uniform sampling (BigNAS parity, the default) keeps the issue's name, window
-    is its variant; each has its own supernet, so both can train side by side."""
-    return "oneshot_ranking" if sandwich == "uniform" else f"oneshot_ranking_{sandwich}"
+    return f"oneshot_ranking{_variant(sandwich)}"
 
 
 def supernet_dir(sandwich: str) -> pathlib.Path:
-    return ROOT / "output" / ("det_ranking_supernet" if sandwich == "uniform" else f"det_ranking_supernet_{sandwich}")
+    return ROOT / "output" / f"det_ranking_supernet{_variant(sandwich)}"
 
 
 def supernet_config(data_dir: pathlib.Path, sandwich: str) -> Dict[str, Any]:
@@ -115,7 +119,7 @@ def detection_ranking(
     splits = split_taus(matrix)
     known = [t["tau"] for t in splits if t["tau"] is not None]
     eval_cpu = statistics.mean(r["cpu_seconds"] for r in inherited)
-    variants = [calibration_variant(cfg, members, reference, calib) for calib in CALIB_VARIANTS]
+    variants = [calibration_variant(evaluator, members, reference, calib) for calib in CALIB_VARIANTS]
     figure = ranking_figure(scores, matrix, curves, float(tau.statistic), RESULTS / f"{run_name(sandwich)}.png")
     supernet_cpu = supernet_cpu_seconds(cfg)
     return {
@@ -159,13 +163,12 @@ def detection_ranking(
 
 
 def calibration_variant(
-    cfg: Mapping[str, Any], members: List[Mapping[str, Any]], reference: List[float], calib: Mapping[str, Any]
+    evaluator: Any, members: List[Mapping[str, Any]], reference: List[float], calib: Mapping[str, Any]
 ) -> Dict[str, Any]:
-    """Kendall tau against the reference of the same supernet's inherited AP under another BN calibration."""
-    from ppnas.oneshot.evaluate import SupernetEvaluator
-
-    evaluator = SupernetEvaluator.from_checkpoint({**cfg, **calib})
-    scores = [evaluator.evaluate(m["tokens"]) for m in members]
+    """Kendall tau against the reference of the same supernet's inherited AP under another BN calibration (the
+    loaded supernet is reused: each evaluation calibrates its BN afresh)."""
+    recalibrated = type(evaluator)({**evaluator.cfg, **calib}, evaluator.supernet, evaluator.adapter)
+    scores = [recalibrated.evaluate(m["tokens"]) for m in members]
     tau = kendalltau(scores, reference)
     return {**calib, "kendall_tau": float(tau.statistic), "kendall_p_value": float(tau.pvalue), "inherited_ap": scores}
 
